@@ -1,0 +1,111 @@
+"""Auth: login credentials (kept from the users events) and tokens.
+
+Auth never calls the users service: ``user_added``/``user_updated``/
+``user_deleted`` bring everything it needs, each applied once by ``eventId``.
+"""
+
+from nameko.events import event_handler
+from nameko.rpc import rpc
+from sqlalchemy import func, select
+
+from servicekit.config import Settings
+from servicekit.db import Database, utcnow
+from servicekit.errors import InvalidCredentials, ValidationError
+from servicekit.idempotency import claim_event
+from servicekit.logs import CorrelationId
+from servicekit.passwords import verify_password
+from servicekit.schemas import load
+from servicekit.tokens import issue_token
+
+from . import throttle
+from .credentials import apply_user_event
+from .models import Base, Credential, ProcessedEvent
+from .schemas import login_schema, user_event_schema
+
+
+class AuthService:
+    name = "auth"
+
+    config = Settings()
+    correlation_id = CorrelationId()
+    db = Database(Base)
+
+    @rpc
+    def health(self):
+        self.db.session.execute(select(1))
+        return "ok"
+
+    @rpc
+    def login(self, email_address, password, client=None):
+        """Check a password; return ``{"auth": True, "token", "expiresIn"}``.
+
+        A wrong password and an unknown email fail alike. ``client`` (the
+        caller's address, from the gateway) is throttled with the account.
+        """
+        fields = load(login_schema, {"emailAddress": email_address, "password": password})
+        session = self.db.session
+        now = utcnow()
+        keys = throttle.throttle_keys(fields["emailAddress"], client)
+        throttle.check_not_blocked(session, keys, now)
+        cred = session.scalar(
+            select(Credential).where(
+                func.lower(Credential.email) == fields["emailAddress"].lower(),
+                Credential.deleted_at.is_(None),
+            )
+        )
+        if not verify_password(fields["password"], cred.password_hash if cred else None):
+            throttle.record_failure(session, keys, now)
+            session.commit()
+            raise InvalidCredentials("Wrong email address or password.")
+        throttle.clear_account(session, keys)
+        session.commit()
+        ttl = int(self.config["JWT_TTL_SECONDS"])
+        token = issue_token(
+            self.config["JWT_SECRET"],
+            user_id=cred.user_id,
+            email=cred.email,
+            role=cred.role,
+            ttl_seconds=ttl,
+        )
+        return {"auth": True, "token": token, "expiresIn": ttl}
+
+    @rpc
+    def revocations(self):
+        """Users whose tokens the gateway must refuse, for a starting gateway.
+
+        ``{"deleted": [user ids], "validFrom": {user id: epoch seconds}}``.
+        """
+        rows = self.db.session.execute(
+            select(Credential.user_id, Credential.deleted_at, Credential.tokens_valid_from).where(
+                (Credential.deleted_at.is_not(None)) | (Credential.tokens_valid_from.is_not(None))
+            )
+        )
+        deleted, valid_from = [], {}
+        for user_id, deleted_at, tokens_valid_from in rows:
+            if deleted_at is not None:
+                deleted.append(str(user_id))
+            else:
+                valid_from[str(user_id)] = tokens_valid_from.timestamp()
+        return {"deleted": deleted, "validFrom": valid_from}
+
+    @event_handler("users", "user_added")
+    def on_user_added(self, payload):
+        self._apply("user_added", payload)
+
+    @event_handler("users", "user_updated")
+    def on_user_updated(self, payload):
+        self._apply("user_updated", payload)
+
+    @event_handler("users", "user_deleted")
+    def on_user_deleted(self, payload):
+        self._apply("user_deleted", payload)
+
+    def _apply(self, event_type, payload):
+        try:
+            event = user_event_schema.load(payload)
+        except Exception as exc:
+            raise ValidationError(f"malformed {event_type} event: {exc}") from None
+        session = self.db.session
+        if claim_event(session, ProcessedEvent, payload, f"auth.{event_type}"):
+            apply_user_event(session, event_type, event["data"], event["occurredAt"])
+        session.commit()

@@ -1,0 +1,195 @@
+"""Transactional outbox: an event is committed with the change it announces.
+
+A service adds the event row in the same session and transaction as its data
+(``self.outbox.add(session, ...)``). After the worker returns, the rows it
+added are published with publisher confirms and persistent delivery, then
+marked sent. Rows that could not be published (broker down, process killed)
+are swept up by a background loop in every replica.
+
+Ordering: a row is published only once every earlier row of the same
+aggregate (resource) has been, so consumers see a resource's events in commit
+order. Concurrency between replicas is settled with ``FOR UPDATE SKIP
+LOCKED``; a crash between publish and mark gives at-least-once delivery, which
+the consumers' idempotency (by ``eventId``) absorbs.
+"""
+
+import logging
+import uuid
+from weakref import WeakKeyDictionary
+
+import eventlet
+from nameko.amqp.publish import Publisher
+from nameko.constants import PERSISTENT
+from nameko.events import get_event_exchange
+from nameko.extensions import DependencyProvider
+from nameko.messaging import HeaderEncoder
+from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+from .db import iso, make_engine, utcnow
+
+log = logging.getLogger(__name__)
+
+SWEEP_INTERVAL_SECONDS = 1.0
+BATCH_SIZE = 200
+
+
+class OutboxMixin:
+    """Columns of a service's ``outbox`` table; the service adds its Base."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True, nullable=False)
+    event_type: Mapped[str] = mapped_column(String(64), nullable=False)
+    aggregate_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    payload: Mapped[dict] = mapped_column(JSONB, nullable=False)
+    headers: Mapped[dict] = mapped_column(JSONB, nullable=False, default=dict)
+    created_at = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    published_at = mapped_column(DateTime(timezone=True), nullable=True)
+
+    @declared_attr.directive
+    def __table_args__(cls):  # noqa: N805 - SQLAlchemy passes the class
+        return (
+            Index(
+                "ix_outbox_unpublished",
+                "aggregate_id",
+                "id",
+                postgresql_where=text("published_at IS NULL"),
+            ),
+        )
+
+
+# Oldest unpublished row of each aggregate, skipping rows another relay holds.
+_CLAIM_SQL = """
+SELECT o.id, o.event_type, o.payload, o.headers FROM {table} o
+WHERE o.published_at IS NULL {only_mine}
+  AND NOT EXISTS (
+    SELECT 1 FROM {table} p
+    WHERE p.aggregate_id = o.aggregate_id AND p.published_at IS NULL AND p.id < o.id)
+ORDER BY o.id
+LIMIT :batch
+FOR UPDATE SKIP LOCKED
+"""
+
+
+class Outbox(DependencyProvider, HeaderEncoder):
+    """``self.outbox.add(session, event_type, aggregate_id, data)`` in a worker.
+
+    ``Outbox(OutboxMessage, Base)``: the service's outbox model and the
+    declarative base whose database (``DB_URIS``) holds it.
+    """
+
+    def __init__(self, model, base, sweep_interval=SWEEP_INTERVAL_SECONDS):
+        self.model = model
+        self.base = base
+        self.sweep_interval = sweep_interval
+        self._added = WeakKeyDictionary()
+        self._sweeper = None
+
+    def setup(self):
+        config = self.container.config
+        service_name = self.container.service_name
+        url = config["DB_URIS"][f"{service_name}:{self.base.__name__}"]
+        self.engine = make_engine(url)
+        self.exchange = get_event_exchange(service_name, config)
+        # retry=False: a broker outage must not hold the worker; the sweeper
+        # publishes the row once the broker is back.
+        self.publisher = Publisher(
+            config["AMQP_URI"],
+            use_confirms=True,
+            delivery_mode=PERSISTENT,
+            declare=[self.exchange],
+            retry=False,
+        )
+        table = self.model.__table__.name
+        self._claim_mine = text(
+            _CLAIM_SQL.format(table=table, only_mine="AND o.event_id = ANY(:ids)")
+        )
+        self._claim_any = text(_CLAIM_SQL.format(table=table, only_mine=""))
+        self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
+
+    def start(self):
+        self._sweeper = self.container.spawn_managed_thread(self._sweep_forever)
+
+    def stop(self):
+        if self._sweeper is not None:
+            self._sweeper.kill()
+        self.engine.dispose()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return _WorkerOutbox(self, worker_ctx)
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # Decide from the database, not from exc_info: a commit followed by an
+        # exception must still publish, a rolled-back row finds nothing.
+        event_ids = self._added.pop(worker_ctx, None)
+        if event_ids:
+            self.relay(event_ids)
+
+    def relay(self, event_ids=None):
+        """Publish unsent rows (only ``event_ids`` if given); return the count.
+
+        Never raises: an exception in a ``worker_result`` hook would kill
+        the whole container.
+        """
+        try:
+            with self.engine.begin() as conn:
+                if event_ids is None:
+                    rows = conn.execute(self._claim_any, {"batch": BATCH_SIZE}).all()
+                else:
+                    params = {"ids": list(event_ids), "batch": BATCH_SIZE}
+                    rows = conn.execute(self._claim_mine, params).all()
+                for row in rows:
+                    self.publisher.publish(
+                        row.payload,
+                        exchange=self.exchange,
+                        routing_key=row.event_type,
+                        extra_headers=row.headers,
+                    )
+                if rows:
+                    conn.execute(self._mark, {"ids": [row.id for row in rows]})
+                return len(rows)
+        except Exception as exc:  # broker or database down: the sweeper retries
+            log.warning("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
+            return 0
+
+    def _sweep_forever(self):
+        while True:
+            # Each round sends the oldest pending event of each aggregate;
+            # loop at once while there is a backlog, sleep when there is none.
+            if not self.relay():
+                eventlet.sleep(self.sweep_interval)
+
+
+class _WorkerOutbox:
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+
+    def add(self, session, event_type, aggregate_id, data):
+        """Add the event to ``session``; it is published once committed."""
+        headers = self._provider.get_message_headers(self._worker_ctx)
+        row = outbox_row(self._provider.model, event_type, aggregate_id, data, headers)
+        session.add(row)
+        self._provider._added.setdefault(self._worker_ctx, []).append(row.event_id)
+        return row.payload
+
+
+def outbox_row(model, event_type, aggregate_id, data, headers=None):
+    """An outbox row carrying the contract's event payload.
+
+    Outside a worker (a start-up seed, say) add it to the session yourself;
+    the sweeper publishes it within a second of the commit.
+    """
+    event_id = uuid.uuid4()
+    return model(
+        event_id=event_id,
+        event_type=event_type,
+        aggregate_id=str(aggregate_id),
+        payload={"eventId": str(event_id), "occurredAt": iso(utcnow()), "data": data},
+        headers=headers or {},
+    )

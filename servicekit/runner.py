@@ -1,0 +1,68 @@
+"""``python -m servicekit.runner``: the whole backend in the foreground.
+
+Bootstraps (broker, databases, migrations), then runs each service as its own
+``nameko run`` process. SIGINT or SIGTERM stops them all: each child gets
+SIGINT (nameko's prompt, graceful stop), and is killed if it has not exited
+within the grace period.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from .bootstrap import main as bootstrap
+from .config import ROOT, load_config
+
+SERVICES = ("users", "auth", "articles", "events", "notification", "gateway")
+STOP_GRACE_SECONDS = 15
+
+
+def start(service):
+    cmd = [sys.executable, "-m", "nameko", "run", "--config", "config.yml", f"{service}.service"]
+    # Own process group: a terminal's Ctrl-C reaches the runner only, which
+    # then stops each child exactly once.
+    return subprocess.Popen(cmd, cwd=ROOT, process_group=0)
+
+
+def stop_all(children):
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for name, child in children.items():
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"runner: {name} did not stop in {STOP_GRACE_SECONDS} s; killing it", flush=True)
+            child.kill()
+
+
+def main():
+    bootstrap()
+    children = {service: start(service) for service in SERVICES}
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    port = load_config()["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1]
+    print(f"runner: API on http://localhost:{port} (pid {os.getpid()}; Ctrl-C stops)", flush=True)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"runner: {name} exited with {child.returncode}; stopping", flush=True)
+                stopping, exit_code = True, 1
+                break
+        time.sleep(0.2)
+    stop_all(children)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+from marshmallow import fields, validate
+
+from servicekit.pagination import PageQuerySchema
+from servicekit.schemas import UTCDateTime, WireSchema, string_list
+
+from .models import ROLES
+
+NAME = validate.Length(min=1, max=100)
+
+
+class UserSchema(WireSchema):
+    """A user as the API shows it to an admin; ``password`` is write-only."""
+
+    id = fields.UUID(dump_only=True)
+    firstName = fields.String(required=True, validate=NAME, attribute="first_name")
+    lastName = fields.String(required=True, validate=NAME, attribute="last_name")
+    emailAddress = fields.Email(
+        required=True, validate=validate.Length(max=320), attribute="email_address"
+    )
+    description = fields.String(load_default="", validate=validate.Length(max=2000))
+    role = fields.String(load_default="regular", validate=validate.OneOf(ROLES))
+    tags = string_list()
+    imagesUID = string_list(attribute="images_uid")
+    meta = fields.Function(lambda user: {"likes": user.likes}, dump_only=True)
+    createdDate = UTCDateTime(attribute="created_at", dump_only=True)
+    updatedDate = UTCDateTime(attribute="updated_at", dump_only=True)
+    # Bounded above so that nobody makes the server hash a megabyte.
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=8, max=256)
+    )
+
+
+class UserListQuerySchema(PageQuerySchema):
+    pass
+
+
+user_schema = UserSchema()
+
+
+def user_event_data(user, with_password_hash=True):
+    """``data`` of a users event: the admin view, plus the hash when it is news."""
+    data = user_schema.dump(user)
+    if with_password_hash:
+        data["passwordHash"] = user.password_hash
+    return data

@@ -1,0 +1,128 @@
+"""Users: profiles and their passwords (hashed here, never stored in clear).
+
+Every change is announced with ``user_added``/``user_updated``/``user_deleted``
+through the outbox, committed in the same transaction as the change.
+"""
+
+from nameko.rpc import rpc
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from servicekit.config import Settings
+from servicekit.db import Database, parse_id, utcnow
+from servicekit.errors import Conflict, NotFound
+from servicekit.logs import CorrelationId
+from servicekit.outbox import Outbox
+from servicekit.pagination import keyset_page, load_query
+from servicekit.passwords import hash_password
+from servicekit.schemas import load
+
+from .dependencies import AdminAccount
+from .models import Base, OutboxMessage, User
+from .schemas import UserListQuerySchema, user_event_data, user_schema
+
+
+class UsersService:
+    name = "users"
+
+    config = Settings()
+    correlation_id = CorrelationId()
+    db = Database(Base)
+    outbox = Outbox(OutboxMessage, Base)
+    admin_account = AdminAccount()
+
+    @rpc
+    def health(self):
+        self.db.session.execute(select(1))
+        return "ok"
+
+    @rpc
+    def create(self, payload):
+        fields = load(user_schema, payload)
+        password = fields.pop("password")
+        user = User(**fields, password_hash=hash_password(password))
+        session = self.db.session
+        session.add(user)
+        self._flush_unique_email(session)
+        self.outbox.add(session, "user_added", user.id, user_event_data(user))
+        session.commit()
+        return user_schema.dump(user)
+
+    @rpc
+    def get(self, user_id):
+        return user_schema.dump(self._get(user_id))
+
+    @rpc
+    def get_by_email(self, email_address):
+        user = self.db.session.scalar(
+            select(User).where(func.lower(User.email_address) == str(email_address).lower())
+        )
+        if user is None:
+            raise NotFound("No user with that email address.")
+        return user_schema.dump(user)
+
+    @rpc
+    def list(self, limit=None, cursor=None):
+        """One page, newest first: ``{"items": [...], "nextCursor": str | None}``."""
+        query = load_query(UserListQuerySchema(), {"limit": limit, "cursor": cursor})
+        users, next_cursor = keyset_page(
+            self.db.session,
+            select(User),
+            User,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            secret=self.config["JWT_SECRET"],
+        )
+        return {"items": user_schema.dump(users, many=True), "nextCursor": next_cursor}
+
+    @rpc
+    def update(self, user_id, payload):
+        """Change only the fields sent; a new password is hashed here."""
+        fields = load(user_schema, payload, partial=True)
+        session = self.db.session
+        user = self._get(user_id, for_update=True)
+        password = fields.pop("password", None)
+        for name, value in fields.items():
+            setattr(user, name, value)
+        if password is not None:
+            user.password_hash = hash_password(password)
+        user.updated_at = utcnow()
+        self._flush_unique_email(session)
+        data = user_event_data(user, with_password_hash=password is not None)
+        self.outbox.add(session, "user_updated", user.id, data)
+        session.commit()
+        return user_schema.dump(user)
+
+    @rpc
+    def delete(self, user_id):
+        session = self.db.session
+        user = self._get(user_id, for_update=True)
+        result = user_schema.dump(user)
+        session.delete(user)
+        self.outbox.add(session, "user_deleted", user.id, result)
+        session.commit()
+        return result
+
+    def _get(self, user_id, for_update=False):
+        query = select(User).where(User.id == parse_id(user_id, "user"))
+        if for_update:
+            # Serialises concurrent changes of one user, so its events leave
+            # the outbox in the order the changes were made.
+            query = query.with_for_update()
+        user = self.db.session.scalar(query)
+        if user is None:
+            raise NotFound(f"No user with id {user_id!r}.")
+        return user
+
+    @staticmethod
+    def _flush_unique_email(session):
+        try:
+            session.flush()
+        except IntegrityError as exc:
+            session.rollback()
+            if "uq_users_email_lower" in str(exc.orig):
+                raise Conflict(
+                    "A user with this email address already exists.",
+                    {"emailAddress": ["Already in use."]},
+                ) from None
+            raise
