@@ -71,22 +71,23 @@ class AuthService:
 
     @rpc
     def revocations(self):
-        """Users whose tokens the gateway must refuse, for a starting gateway.
+        """What a starting gateway needs to refuse stale tokens.
 
-        ``{"deleted": [user ids], "validFrom": {user id: epoch seconds}}``.
+        ``{"deleted": [user ids], "roles": {user id: role}}``: the deleted
+        users, and the current role of every user whose role has changed.
         """
         rows = self.db.session.execute(
-            select(Credential.user_id, Credential.deleted_at, Credential.tokens_valid_from).where(
-                (Credential.deleted_at.is_not(None)) | (Credential.tokens_valid_from.is_not(None))
+            select(Credential.user_id, Credential.deleted_at, Credential.role).where(
+                Credential.deleted_at.is_not(None) | Credential.tokens_valid_from.is_not(None)
             )
         )
-        deleted, valid_from = [], {}
-        for user_id, deleted_at, tokens_valid_from in rows:
+        deleted, roles = [], {}
+        for user_id, deleted_at, role in rows:
             if deleted_at is not None:
                 deleted.append(str(user_id))
             else:
-                valid_from[str(user_id)] = tokens_valid_from.timestamp()
-        return {"deleted": deleted, "validFrom": valid_from}
+                roles[str(user_id)] = role
+        return {"deleted": deleted, "roles": roles}
 
     @event_handler("users", "user_added")
     def on_user_added(self, payload):

@@ -1,0 +1,210 @@
+"""What the gateway's routes depend on: RPC with deadlines, and callers."""
+
+import contextlib
+import logging
+import time
+from collections import namedtuple
+
+import eventlet
+from amqp.exceptions import NotFound
+from kombu import Connection
+from nameko.exceptions import UnknownService
+from nameko.extensions import DependencyProvider
+from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy, ReplyListener
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from servicekit.config import SERVICE_NAMES
+from servicekit.errors import Forbidden, Unauthorized
+from servicekit.tokens import InvalidToken, verify_token
+
+from .errors import GatewayTimeout, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+CONSUMER_POLL_SECONDS = 1.0
+
+
+class ServiceRpc(DependencyProvider):
+    """``self.rpc.call("users", "get", user_id)`` with the contract's deadlines.
+
+    - A service with no consumer on its queue is 503 at once, instead of a
+      request waiting in a queue nobody reads (a background poll of the
+      queues' consumer counts tells).
+    - A service that does not answer within ``RPC_TIMEOUT_SECONDS`` is 504;
+      the request message expires at the same deadline, so a service that
+      comes back later does not run requests whose callers gave up.
+    """
+
+    reply_listener = ReplyListener()
+
+    def setup(self):
+        self.timeout = float(self.container.config["RPC_TIMEOUT_SECONDS"])
+        self.consumers = {}  # service name -> consumer count; unknown = try
+
+    def start(self):
+        self._poller = self.container.spawn_managed_thread(self._poll_consumers)
+
+    def stop(self):
+        self._poller.kill()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return _Rpc(self, worker_ctx)
+
+    def _poll_consumers(self):
+        amqp_uri = self.container.config["AMQP_URI"]
+        while True:
+            try:
+                with Connection(amqp_uri, connect_timeout=2) as conn:
+                    while True:
+                        for name in SERVICE_NAMES:
+                            self.consumers[name] = _consumer_count(conn, name)
+                        eventlet.sleep(CONSUMER_POLL_SECONDS)
+            except Exception as exc:
+                log.warning("cannot poll RPC consumers (%s); will retry", exc)
+                self.consumers.clear()
+                eventlet.sleep(CONSUMER_POLL_SECONDS)
+
+
+def _consumer_count(conn, service_name):
+    # A failed passive declare closes its channel, hence one channel a check.
+    channel = conn.channel()
+    try:
+        return channel.queue_declare(RPC_QUEUE_TEMPLATE.format(service_name), passive=True)[2]
+    except NotFound:  # no queue: the service never ran on this broker
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
+
+
+class _Rpc:
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+
+    def call(self, service_name, method_name, *args, timeout=None, **kwargs):
+        return self.call_async(service_name, method_name, *args, **kwargs).wait(timeout)
+
+    def call_async(self, service_name, method_name, *args, **kwargs):
+        provider = self._provider
+        if provider.consumers.get(service_name) == 0:
+            raise ServiceUnavailable(f"The {service_name} service is not running.")
+        proxy = MethodProxy(
+            self._worker_ctx,
+            service_name,
+            method_name,
+            provider.reply_listener,
+            expiration=provider.timeout,
+        )
+        try:
+            reply = proxy.call_async(*args, **kwargs)
+        except UnknownService:
+            raise ServiceUnavailable(f"The {service_name} service is not running.") from None
+        return _PendingReply(reply, service_name, provider.timeout)
+
+
+class _PendingReply:
+    def __init__(self, reply, service_name, timeout):
+        self._reply = reply
+        self._service_name = service_name
+        self._deadline = time.monotonic() + timeout
+
+    def wait(self, timeout=None):
+        remaining = self._deadline - time.monotonic() if timeout is None else timeout
+        try:
+            with eventlet.Timeout(max(remaining, 0)):
+                return self._reply.result()
+        except eventlet.Timeout:
+            raise GatewayTimeout(
+                f"The {self._service_name} service did not answer in time."
+            ) from None
+
+
+Caller = namedtuple("Caller", "user_id role email")
+
+
+class Authenticator(DependencyProvider):
+    """Verifies bearer tokens locally (no RPC per request).
+
+    Refused too: tokens of deleted users, and tokens whose role is no longer
+    the user's role. The gateway learns both from the users events it hears
+    (every gateway copy hears every event) and, when it starts, from auth.
+    """
+
+    def setup(self):
+        self.secret = self.container.config["JWT_SECRET"]
+        self.deleted = set()
+        self.roles = {}  # user id -> current role, for users changed since start
+
+    def start(self):
+        self._loader = self.container.spawn_managed_thread(self._load_revocations)
+
+    def stop(self):
+        self._loader.kill()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return _Auth(self)
+
+    def user_deleted(self, user_id):
+        self.deleted.add(user_id)
+
+    def user_updated(self, user_id, role):
+        self.roles[user_id] = role
+
+    def _load_revocations(self):
+        while True:
+            try:
+                with ClusterRpcProxy(self.container.config, timeout=5) as cluster:
+                    known = cluster.auth.revocations()
+                self.deleted.update(known["deleted"])
+                for user_id, role in known["roles"].items():
+                    self.roles.setdefault(user_id, role)  # events heard meanwhile win
+                return
+            except Exception as exc:
+                log.warning("cannot load revoked tokens from auth yet (%s); retrying", exc)
+                eventlet.sleep(2)
+
+    def check(self, claims):
+        user_id = claims["sub"]
+        if user_id in self.deleted:
+            raise Unauthorized("This user no longer exists.")
+        if self.roles.get(user_id, claims["role"]) != claims["role"]:
+            raise Unauthorized("The user's role has changed; log in again.")
+
+
+class _Auth:
+    def __init__(self, provider):
+        self._provider = provider
+
+    def caller(self, request, required=True):
+        """The authenticated caller, or ``None`` on a public route without a token."""
+        header = request.headers.get("Authorization")
+        if header is None:
+            if required:
+                raise Unauthorized("This route needs 'Authorization: Bearer <token>'.")
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            if required:
+                raise Unauthorized(
+                    "Malformed Authorization header; expected 'Authorization: Bearer <token>'."
+                )
+            return None
+        try:
+            claims = verify_token(self._provider.secret, token.strip())
+            self._provider.check(claims)
+        except (InvalidToken, Unauthorized) as exc:
+            if required:
+                raise Unauthorized(str(exc)) from None
+            return None
+        return Caller(claims["sub"], claims["role"], claims.get("email"))
+
+    def admin(self, request):
+        caller = self.caller(request)
+        if caller.role != "admin":
+            raise Forbidden("Only an admin may do this.")
+        return caller

@@ -1,0 +1,65 @@
+"""Routes of users and login."""
+
+from servicekit.errors import Forbidden
+
+from .errors import json_response
+from .http import http
+from .requests import list_params, page_response, read_json
+
+
+def shown_to(caller, user):
+    """``emailAddress`` only for an admin or the user itself."""
+    if caller and (caller.role == "admin" or caller.user_id == user["id"]):
+        return user
+    return {key: value for key, value in user.items() if key != "emailAddress"}
+
+
+class UsersRoutes:
+    @http("GET", "/api/users")
+    def list_users(self, request):
+        caller = self.auth.caller(request, required=False)
+        params = list_params(request)
+        page = self.rpc.call("users", "list", **params)
+        items = [shown_to(caller, user) for user in page["items"]]
+        return page_response(request, page, items, params)
+
+    @http("GET", "/api/users/<user_id>")
+    def get_user(self, request, user_id):
+        caller = self.auth.caller(request, required=False)
+        return json_response(shown_to(caller, self.rpc.call("users", "get", user_id)))
+
+    @http("POST", "/api/users")
+    def create_user(self, request):
+        self.auth.admin(request)
+        user = self.rpc.call("users", "create", read_json(request))
+        return json_response(user, 201, {"Location": f"/api/users/{user['id']}"})
+
+    @http("PUT", "/api/users/<user_id>")
+    def update_user(self, request, user_id):
+        caller = self.auth.caller(request)
+        body = read_json(request)
+        if caller.role != "admin":
+            if caller.user_id != user_id:
+                raise Forbidden("Only an admin or the user itself may change a user.")
+            if "role" in body:
+                raise Forbidden("Only an admin may change a role.")
+        return json_response(self.rpc.call("users", "update", user_id, body))
+
+    @http("DELETE", "/api/users/<user_id>")
+    def delete_user(self, request, user_id):
+        self.auth.admin(request)
+        return json_response(self.rpc.call("users", "delete", user_id))
+
+
+class AuthRoutes:
+    @http("POST", "/api/auth")
+    def login(self, request):
+        body = read_json(request)
+        result = self.rpc.call(
+            "auth",
+            "login",
+            body.get("emailAddress"),
+            body.get("password"),
+            client=request.remote_addr,
+        )
+        return json_response(result)

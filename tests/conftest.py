@@ -1,0 +1,89 @@
+"""End-to-end fixtures: every service running, HTTP through the gateway."""
+
+import time
+
+import pytest
+
+from articles.service import ArticlesService
+from auth.service import AuthService
+from events.service import EventsService
+from gateway.service import GatewayService
+from notification.service import NotificationService
+from users.service import UsersService
+
+ALL_SERVICES = (
+    GatewayService,
+    ArticlesService,
+    EventsService,
+    UsersService,
+    AuthService,
+    NotificationService,
+)
+
+
+def eventually(check, timeout=5.0, interval=0.05):
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {check}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def stack(config, runner_factory, web_session):
+    """The whole backend in this process, on the real broker and databases."""
+    runner = runner_factory(config, *ALL_SERVICES)
+    runner.start()
+    eventually(lambda: web_session.get("/health").status_code == 200)
+    return config
+
+
+def login(web_session, email, password):
+    response = web_session.post("/api/auth", json={"emailAddress": email, "password": password})
+    return response
+
+
+@pytest.fixture
+def admin_token(stack, web_session):
+    """A token of the seeded admin (its credentials arrive by event)."""
+    response = eventually(
+        lambda: (r := login(web_session, stack["ADMIN_EMAIL"], stack["ADMIN_PASSWORD"])).ok and r
+    )
+    return response.json()["token"]
+
+
+@pytest.fixture
+def make_user(web_session, admin_token):
+    """``make_user(role="regular")``: a user who can log in; returns (user, token)."""
+    counter = iter(range(1_000_000))
+
+    def make(role="regular", password="long enough 1"):
+        n = next(counter)
+        body = {
+            "firstName": f"User{n}",
+            "lastName": "Test",
+            "emailAddress": f"user{n}-{time.monotonic_ns()}@example.com",
+            "password": password,
+            "role": role,
+        }
+        response = web_session.post(
+            "/api/users", json=body, headers={"Authorization": f"Bearer {admin_token}"}
+        )
+        assert response.status_code == 201, response.text
+        user = response.json()
+        token = eventually(
+            lambda: (
+                (r := login(web_session, body["emailAddress"], password)).ok and r.json()["token"]
+            )
+        )
+        return user, token
+
+    return make
+
+
+def bearer(token):
+    return {"Authorization": f"Bearer {token}"}
