@@ -5,11 +5,11 @@ Auth never calls the users service: ``user_added``/``user_updated``/
 """
 
 from nameko.events import event_handler
-from nameko.rpc import rpc
 from sqlalchemy import func, select
 
 from servicekit.config import Settings
 from servicekit.db import Database, utcnow
+from servicekit.entrypoints import rpc
 from servicekit.errors import InvalidCredentials, ValidationError
 from servicekit.idempotency import claim_event
 from servicekit.logs import CorrelationId

@@ -52,6 +52,18 @@ class ServiceRpc(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return _Rpc(self, worker_ctx)
 
+    def is_running(self, service_name):
+        if self.consumers.get(service_name, 1):
+            return True
+        # Polled as down: check again now, so a service that just came back
+        # is used at once (this costs a connection only while it is down).
+        try:
+            with Connection(self.container.config["AMQP_URI"], connect_timeout=2) as conn:
+                self.consumers[service_name] = _consumer_count(conn, service_name)
+        except Exception:
+            return True  # the call itself will say what is wrong
+        return self.consumers[service_name] > 0
+
     def _poll_consumers(self):
         amqp_uri = self.container.config["AMQP_URI"]
         while True:
@@ -89,7 +101,7 @@ class _Rpc:
 
     def call_async(self, service_name, method_name, *args, **kwargs):
         provider = self._provider
-        if provider.consumers.get(service_name) == 0:
+        if not provider.is_running(service_name):
             raise ServiceUnavailable(f"The {service_name} service is not running.")
         proxy = MethodProxy(
             self._worker_ctx,
@@ -179,6 +191,8 @@ class Authenticator(DependencyProvider):
 class _Auth:
     def __init__(self, provider):
         self._provider = provider
+        self.user_deleted = provider.user_deleted
+        self.user_updated = provider.user_updated
 
     def caller(self, request, required=True):
         """The authenticated caller, or ``None`` on a public route without a token."""

@@ -14,6 +14,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request
 
+from servicekit.errors import ServiceError
 from servicekit.logs import CONTEXT_KEY, new_correlation_id
 
 from .errors import error_response
@@ -62,6 +63,11 @@ class GatewayServer(WebServer):
 
 class JsonHttpHandler(HttpRequestHandler):
     server = GatewayServer()
+
+    def __init__(self, method, url, **kwargs):
+        # Client errors are answers, not failures: logged without traceback.
+        kwargs.setdefault("expected_exceptions", (ServiceError, HTTPException))
+        super().__init__(method, url, **kwargs)
 
     def response_from_exception(self, exc):
         return error_response(exc)

@@ -4,12 +4,12 @@ Every change is announced with ``user_added``/``user_updated``/``user_deleted``
 through the outbox, committed in the same transaction as the change.
 """
 
-from nameko.rpc import rpc
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from servicekit.config import Settings
 from servicekit.db import Database, parse_id, utcnow
+from servicekit.entrypoints import rpc
 from servicekit.errors import Conflict, NotFound
 from servicekit.logs import CorrelationId
 from servicekit.outbox import Outbox

@@ -1,0 +1,89 @@
+# Local News backend: everyday commands. `make help` lists them.
+# Needs GNU make and python3 (3.11); RabbitMQ and PostgreSQL at the addresses
+# of config.yml (or the environment variables of CONTRACT.md).
+
+SHELL := /bin/bash
+
+PYTHON3 ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Extra pytest arguments: make test PYTEST_ARGS="-x -k articles"
+PYTEST_ARGS ?=
+# RabbitMQ management API, for clean-vhosts.
+RABBITMQ_API ?= http://guest:guest@localhost:15672/api
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test test-faults lint format clean-vhosts
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv and install requirements.txt (only when it changed)
+
+$(PYTHON):
+	$(PYTHON3) -m venv $(VENV)
+
+# The stamp is newer than requirements.txt once that exact file is installed.
+# requirements.txt pins setuptools (<80: nameko's CLI needs pkg_resources),
+# which replaces whatever setuptools the fresh venv came with.
+$(STAMP): requirements.txt | $(PYTHON)
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip check
+	$(VENV)/bin/nameko --help >/dev/null
+	touch $@
+
+run: install ## Bootstrap (broker, databases, migrations) and run every service
+	$(PYTHON) -m servicekit.runner
+
+migrate: install ## Wait for RabbitMQ/PostgreSQL, create the databases, migrate
+	$(PYTHON) -m servicekit.bootstrap
+
+test: install ## Run the whole test suite (PYTEST_ARGS="..." for extra arguments)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# pytest exits with 5 when no test is selected: not a failure here.
+test-faults: install ## Run the fault-injection tests (pytest -m faults)
+	@rc=0; $(PYTHON) -m pytest -m faults $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "test-faults: no tests marked 'faults'"; rc=0; fi; \
+	exit $$rc
+
+lint: install ## ruff check + ruff format --check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Fix what ruff can fix and format the code
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean-vhosts: install ## Delete leftover nameko_test_* vhosts of interrupted test runs
+	@RABBITMQ_API='$(RABBITMQ_API)' $(PYTHON) -c "$$CLEAN_VHOSTS_PY"
+
+# The nameko pytest plugin makes a vhost per test and deletes it afterwards;
+# an interrupted run leaves some behind. Vhosts with open connections are kept,
+# but a running test session also holds unused vhosts made in advance: run this
+# when no tests are running.
+define CLEAN_VHOSTS_PY
+import os, sys
+from urllib.parse import quote
+import requests
+
+api = os.environ["RABBITMQ_API"].rstrip("/")
+try:
+    vhosts = requests.get(f"{api}/vhosts", timeout=10)
+    vhosts.raise_for_status()
+    connections = requests.get(f"{api}/connections", timeout=10)
+    connections.raise_for_status()
+except requests.RequestException as exc:
+    sys.exit(f"clean-vhosts: cannot use the RabbitMQ management API: {exc}")
+in_use = {c.get("vhost") for c in connections.json()}
+names = [v["name"] for v in vhosts.json() if v["name"].startswith("nameko_test_")]
+for name in names:
+    if name in in_use:
+        print("kept vhost", name, "(open connections)")
+        continue
+    requests.delete(f"{api}/vhosts/{quote(name, safe='')}", timeout=10).raise_for_status()
+    print("deleted vhost", name)
+endef
+export CLEAN_VHOSTS_PY
