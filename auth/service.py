@@ -4,16 +4,17 @@ Auth never calls the users service: ``user_added``/``user_updated``/
 ``user_deleted`` bring everything it needs, each applied once by ``eventId``.
 """
 
-from nameko.events import event_handler
+from marshmallow import ValidationError as MarshmallowError
 from sqlalchemy import func, select
 
 from servicekit.config import Settings
 from servicekit.db import Database, utcnow
 from servicekit.entrypoints import rpc
-from servicekit.errors import InvalidCredentials, ValidationError
-from servicekit.idempotency import claim_event
+from servicekit.errors import InvalidCredentials
+from servicekit.idempotency import MalformedEvent, claim_event
 from servicekit.logs import CorrelationId
 from servicekit.passwords import verify_password
+from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
 from servicekit.schemas import load
 from servicekit.tokens import issue_token
 
@@ -29,6 +30,10 @@ class AuthService:
     config = Settings()
     correlation_id = CorrelationId()
     db = Database(Base)
+    dead_letters = DeadLetters()
+
+    # Operators: n.rpc.auth.dead_letters_list() / _replay(id) / _discard(id)
+    dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
 
     @rpc
     def health(self):
@@ -104,8 +109,9 @@ class AuthService:
     def _apply(self, event_type, payload):
         try:
             event = user_event_schema.load(payload)
-        except Exception as exc:
-            raise ValidationError(f"malformed {event_type} event: {exc}") from None
+        except MarshmallowError as exc:
+            # Parked at once for an operator: no retry can fix the payload.
+            raise MalformedEvent(f"malformed {event_type} event: {exc.messages}") from None
         session = self.db.session
         if claim_event(session, ProcessedEvent, payload, f"auth.{event_type}"):
             apply_user_event(session, event_type, event["data"], event["occurredAt"])

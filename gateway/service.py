@@ -11,12 +11,11 @@ from servicekit.config import SERVICE_NAMES, Settings
 from servicekit.errors import ServiceError
 from servicekit.logs import CorrelationId
 
-from .content import ArticlesRoutes, EventsRoutes
+from . import content, users
 from .dependencies import Authenticator, ServiceRpc
 from .errors import json_response
 from .http import http
 from .openapi import openapi_document
-from .users import AuthRoutes, UsersRoutes
 
 STATUS_WORDS = {"SERVICE_UNAVAILABLE": "unavailable", "GATEWAY_TIMEOUT": "timeout"}
 
@@ -37,7 +36,11 @@ def _users_event(event_type):
     return event_handler("users", event_type, handler_type=BROADCAST, reliable_delivery=False)
 
 
-class GatewayService(UsersRoutes, AuthRoutes, ArticlesRoutes, EventsRoutes):
+# The route classes are reached through their modules: `nameko run` starts
+# every class with entrypoints that it finds in this module's namespace.
+class GatewayService(
+    users.UsersRoutes, users.AuthRoutes, content.ArticlesRoutes, content.EventsRoutes
+):
     name = "gateway"
 
     config = Settings()

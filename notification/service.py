@@ -1,13 +1,24 @@
-"""The notification service: a running skeleton (health and its own database)."""
+"""Notification: one email to the admin for each new article.
 
-from nameko.rpc import rpc
+``article_added`` is handled once per ``eventId``: the id is recorded in the
+same transaction as the send, committed only after the SMTP server accepted
+the mail. An SMTP failure rolls back and raises, so the event comes back with
+a growing delay (servicekit.retry) and is parked after the last try.
+"""
+
 from sqlalchemy import select
 
 from servicekit.config import Settings
 from servicekit.db import Database
+from servicekit.entrypoints import rpc
+from servicekit.idempotency import claim_event
 from servicekit.logs import CorrelationId
+from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
 
-from .models import Base
+from .dependencies import Smtp
+from .emails import new_article_email
+from .models import Base, ProcessedEvent
+from .schemas import load_article_added
 
 
 class NotificationService:
@@ -16,8 +27,36 @@ class NotificationService:
     config = Settings()
     correlation_id = CorrelationId()
     db = Database(Base)
+    smtp = Smtp()
+    dead_letters = DeadLetters()
+
+    # Operators: n.rpc.notification.dead_letters_list() / _replay(id) / _discard(id)
+    dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
 
     @rpc
     def health(self):
         self.db.session.execute(select(1))
         return "ok"
+
+    @event_handler("articles", "article_added")
+    def on_article_added(self, payload):
+        event = load_article_added(payload)
+        session = self.db.session
+        if not claim_event(session, ProcessedEvent, payload, "article_added_email"):
+            return
+        message = new_article_email(
+            event["data"],
+            event_id=event["eventId"],
+            sender=self.config["MAIL_FROM"],
+            recipient=self.config["ADMIN_EMAIL"],
+            base_url=self.config["PUBLIC_BASE_URL"],
+        )
+        try:
+            self.smtp.send(message)
+        except Exception:
+            # Not sent, so not claimed: the retry must be free to send it.
+            session.rollback()
+            raise
+        # A crash right here mails twice on redelivery (at least once, never
+        # zero times); the Message-ID is the same both times.
+        session.commit()

@@ -1,5 +1,6 @@
 """``python -m servicekit.bootstrap``: wait for the broker and PostgreSQL,
-create the service databases if missing, apply every migration.
+create the service databases if missing, apply every migration, declare the
+durable event queues.
 
 Run once per deployment (``make migrate``, ``make run``, the ``migrate``
 container), not by each replica.
@@ -17,6 +18,7 @@ from sqlalchemy.pool import NullPool
 from .config import SERVICE_NAMES, check_config, database_url, load_config
 from .db import make_engine
 from .migrations import migrate
+from .topology import declare_event_queues, service_classes
 
 log = logging.getLogger("bootstrap")
 
@@ -61,6 +63,9 @@ def main(timeout=30.0):
         wait_for(f"PostgreSQL for {service_name}", lambda url=url: check_postgres(url), timeout)
         migrate(service_name, url)
         log.info("%s: database migrated", service_name)
+    classes = [cls for name in SERVICE_NAMES for cls in service_classes(f"{name}.service")]
+    declare_event_queues(config, classes)
+    log.info("event queues declared")
 
 
 if __name__ == "__main__":

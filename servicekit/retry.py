@@ -7,7 +7,7 @@ to a wait queue, ``<queue>.retry.<delay in ms>``, whose TTL dead-letters it
 back to the handler's queue when the delay is over. After the last delay, or
 at once for an error listed in ``no_retry``, it is parked in ``<queue>.dead``
 with its error, where an operator lists, replays or discards it
-(:class:`DeadLetters`, :class:`DeadLettersRpc`).
+(:class:`DeadLetters`, :func:`dead_letter_rpcs`).
 
 No worker sleeps, and one delay per wait queue means messages expire in the
 order they entered (no head-of-line blocking). The original is acked only
@@ -25,9 +25,9 @@ from nameko.amqp.publish import Publisher, get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 
 from .db import iso, utcnow
+from .entrypoints import rpc
 from .idempotency import MalformedEvent
 
 log = logging.getLogger(__name__)
@@ -196,10 +196,10 @@ class RetryingEventHandler(EventHandler):
         message_id = message.properties.get("message_id") or _event_id(message) or uuid.uuid4().hex
         republish(self.publisher, message, self.dead_queue.name, headers, message_id=message_id)
         log.error(
-            "%s failed (%s) after %d tries; parked as %s in %s",
+            "%s failed on try %d (%s); parked as %s in %s",
             self.queue.name,
-            error,
             attempt + 1,
+            error,
             message_id,
             self.dead_queue.name,
         )
@@ -225,7 +225,7 @@ class DeadLetters(DependencyProvider):
 
     def list(self, limit=100):
         with closing(self._parked()) as parked:
-            return [describe(handler, message) for handler, message in islice(parked, limit)]
+            return [describe(handler, msg) for handler, msg in islice(parked, int(limit))]
 
     def replay(self, message_id=None):
         count = 0
@@ -283,15 +283,17 @@ def describe(handler, message):
     }
 
 
-class DeadLettersRpc:
-    """Base class that gives a service the dead-letter RPCs.
+def dead_letter_rpcs():
+    """The operator RPCs, for a service with ``dead_letters = DeadLetters()``::
 
-    ``class MyService(DeadLettersRpc): ...``, then from ``nameko shell``:
-    ``n.rpc.my_service.dead_letters_list()``, ``.dead_letters_replay(id)``,
-    ``.dead_letters_discard(id)`` (no id: every parked message).
+        dead_letters = DeadLetters()
+        dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
+
+    then ``n.rpc.<service>.dead_letters_list()``, ``.dead_letters_replay(id)``,
+    ``.dead_letters_discard(id)`` (no id: every parked message). Functions,
+    not a base class: ``nameko run <module>`` takes every class with
+    entrypoints in the module for a service, and would take a mixin too.
     """
-
-    dead_letters = DeadLetters()
 
     @rpc
     def dead_letters_list(self, limit=100):
@@ -304,3 +306,5 @@ class DeadLettersRpc:
     @rpc
     def dead_letters_discard(self, message_id=None):
         return self.dead_letters.discard(message_id)
+
+    return dead_letters_list, dead_letters_replay, dead_letters_discard

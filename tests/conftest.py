@@ -9,6 +9,7 @@ from auth.service import AuthService
 from events.service import EventsService
 from gateway.service import GatewayService
 from notification.service import NotificationService
+from servicekit.topology import declare_event_queues
 from users.service import UsersService
 
 ALL_SERVICES = (
@@ -36,6 +37,7 @@ def eventually(check, timeout=5.0, interval=0.05):
 @pytest.fixture
 def stack(config, runner_factory, web_session):
     """The whole backend in this process, on the real broker and databases."""
+    declare_event_queues(config, ALL_SERVICES)  # as the bootstrap step does
     runner = runner_factory(config, *ALL_SERVICES)
     runner.start()
     eventually(lambda: web_session.get("/health").status_code == 200)

@@ -105,12 +105,16 @@ def test_role_change_is_listed_for_gateways(auth):
     assert auth.revocations() == {"deleted": [], "roles": {str(user_id): "admin"}}
 
 
-def test_malformed_event_is_refused_with_a_clear_error(auth, config, container_factory):
-    with pytest.raises(ValidationError):
+def test_malformed_input_is_refused_with_a_clear_error(auth):
+    with pytest.raises(ValidationError) as err:
         auth.login(None, "x")
-    # A users event without an id never becomes a credential.
+    assert "emailAddress" in err.value.details
+    # A users event without an id becomes no credential; it is parked with its error.
     auth.deliver("user_added", {"eventId": str(uuid.uuid4()), "data": {}})
     assert auth.revocations() == {"deleted": [], "roles": {}}
+    parked = auth.dead_letters_list()
+    assert len(parked) == 1
+    assert "malformed user_added" in parked[0]["lastError"]
 
 
 def test_failed_logins_are_throttled_per_account(auth):

@@ -1,0 +1,94 @@
+"""The email itself and the handler's order of steps, without broker or SMTP."""
+
+import smtplib
+import uuid
+from unittest.mock import call
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from notification.emails import SUBJECT, article_link, new_article_email
+from notification.service import NotificationService
+from servicekit.idempotency import MalformedEvent
+
+CONFIG = {
+    "MAIL_FROM": "noreply@localnews.example",
+    "ADMIN_EMAIL": "admin@example.com",
+    "PUBLIC_BASE_URL": "http://localhost:8000/",
+}
+ARTICLE = {"id": "a1", "title": "<b>Fair</b> & more", "description": "Sun > rain"}
+
+
+def email(article=ARTICLE):
+    return new_article_email(
+        article,
+        event_id=uuid.UUID(int=1),
+        sender=CONFIG["MAIL_FROM"],
+        recipient=CONFIG["ADMIN_EMAIL"],
+        base_url=CONFIG["PUBLIC_BASE_URL"],
+    )
+
+
+def test_link_goes_through_the_gateway():
+    assert article_link("http://localhost:8000/", "a 1/2") == (
+        "http://localhost:8000/api/articles/a%201%2F2"
+    )
+
+
+def test_email_has_text_and_escaped_html_parts():
+    message = email()
+
+    assert message["Subject"] == SUBJECT
+    text = message.get_body("plain").get_content()
+    html = message.get_body("html").get_content()
+    assert "<b>Fair</b> & more" in text and "Sun > rain" in text
+    assert "&lt;b&gt;Fair&lt;/b&gt; &amp; more" in html and "Sun &gt; rain" in html
+    assert '<a href="http://localhost:8000/api/articles/a1">' in html
+
+
+def test_template_placeholders_in_a_title_stay_as_written():
+    text = email({**ARTICLE, "title": "Costs $title and ${link}"}).get_body("plain")
+    assert "Costs $title and ${link}" in text.get_content()
+
+
+def event(**data):
+    return {"eventId": str(uuid.uuid4()), "data": {**ARTICLE, **data}}
+
+
+def test_commits_the_claim_only_after_the_mail_is_sent():
+    service = worker_factory(NotificationService, config=CONFIG)
+    service.on_article_added(event())
+
+    service.smtp.send.assert_called_once()
+    session = service.db.session
+    assert session.mock_calls[-1] == call.commit()
+
+
+def test_smtp_failure_rolls_back_and_raises():
+    service = worker_factory(NotificationService, config=CONFIG)
+    service.smtp.send.side_effect = smtplib.SMTPServerDisconnected("gone")
+
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        service.on_article_added(event())
+
+    service.db.session.rollback.assert_called_once()
+    service.db.session.commit.assert_not_called()
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        {"data": ARTICLE},
+        {"eventId": "not-a-uuid", "data": ARTICLE},
+        {"eventId": str(uuid.uuid4()), "data": {"id": "a1", "title": "No description"}},
+    ],
+)
+def test_malformed_event_is_refused_before_any_effect(payload):
+    service = worker_factory(NotificationService, config=CONFIG)
+
+    with pytest.raises(MalformedEvent):
+        service.on_article_added(payload)
+
+    service.smtp.send.assert_not_called()
+    service.db.session.execute.assert_not_called()
