@@ -3,8 +3,10 @@
 import time
 
 import pytest
+from sqlalchemy import func, select
 
 from articles.service import ArticlesService
+from auth.models import Credential
 from auth.service import AuthService
 from events.service import EventsService
 from gateway.service import GatewayService
@@ -50,16 +52,38 @@ def login(web_session, email, password):
 
 
 @pytest.fixture
-def admin_token(stack, web_session):
+def wait_for_credentials(db_session):
+    """Wait until auth holds a login for ``email`` (and ``check`` holds).
+
+    Polling the auth database, not the login route: failed logins count
+    towards throttling.
+    """
+    auth_db = db_session("auth")
+
+    def wait(email, check=lambda credential: True, timeout=5.0):
+        def arrived():
+            auth_db.rollback()  # a fresh snapshot each time
+            credential = auth_db.scalar(
+                select(Credential).where(func.lower(Credential.email) == email.lower())
+            )
+            return credential is not None and check(credential)
+
+        eventually(arrived, timeout)
+
+    return wait
+
+
+@pytest.fixture
+def admin_token(stack, web_session, wait_for_credentials):
     """A token of the seeded admin (its credentials arrive by event)."""
-    response = eventually(
-        lambda: (r := login(web_session, stack["ADMIN_EMAIL"], stack["ADMIN_PASSWORD"])).ok and r
-    )
+    wait_for_credentials(stack["ADMIN_EMAIL"])
+    response = login(web_session, stack["ADMIN_EMAIL"], stack["ADMIN_PASSWORD"])
+    assert response.ok, response.text
     return response.json()["token"]
 
 
 @pytest.fixture
-def make_user(web_session, admin_token):
+def make_user(web_session, admin_token, wait_for_credentials):
     """``make_user(role="regular")``: a user who can log in; returns (user, token)."""
     counter = iter(range(1_000_000))
 

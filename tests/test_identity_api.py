@@ -1,5 +1,7 @@
 """Identity through the gateway: users, login, tokens, errors (CONTRACT §3)."""
 
+from datetime import datetime
+
 from tests.conftest import bearer, eventually, login
 
 
@@ -13,7 +15,9 @@ def test_health_reports_every_service(stack, web_session):
     }
 
 
-def test_admin_creates_user_who_logs_in(web_session, admin_token):
+def test_admin_creates_user_who_logs_in_within_a_second(
+    web_session, admin_token, wait_for_credentials
+):
     body = {
         "firstName": "New",
         "lastName": "User",
@@ -26,14 +30,16 @@ def test_admin_creates_user_who_logs_in(web_session, admin_token):
     user = response.json()
     assert response.headers["Location"] == f"/api/users/{user['id']}"
     assert "password" not in user
-    login_response = eventually(
-        lambda: (r := login(web_session, "new.user@example.com", "Testing0*")).ok and r, timeout=1
-    )
+    wait_for_credentials("new.user@example.com", timeout=1)
+    login_response = login(web_session, "new.user@example.com", "Testing0*")
+    assert login_response.status_code == 200
     assert login_response.json()["auth"] is True
     assert login_response.json()["expiresIn"] == 86400
 
 
-def test_user_lifecycle_password_change_and_delete(web_session, admin_token, make_user):
+def test_user_lifecycle_password_change_and_delete(
+    web_session, admin_token, make_user, wait_for_credentials
+):
     user, token = make_user(password="first password")
     email = web_session.get(f"/api/users/{user['id']}", headers=bearer(token)).json()[
         "emailAddress"
@@ -44,14 +50,17 @@ def test_user_lifecycle_password_change_and_delete(web_session, admin_token, mak
         f"/api/users/{user['id']}", json={"password": "second password"}, headers=bearer(token)
     )
     assert response.status_code == 200, response.text
-    eventually(lambda: login(web_session, email, "second password").ok, timeout=1)
+    changed_at = datetime.fromisoformat(response.json()["updatedDate"])
+    wait_for_credentials(email, lambda credential: credential.version >= changed_at, timeout=1)
+    assert login(web_session, email, "second password").status_code == 200
     assert login(web_session, email, "first password").status_code == 401
 
     # Deleted: its login and its token are refused within the second.
     response = web_session.delete(f"/api/users/{user['id']}", headers=bearer(admin_token))
     assert response.status_code == 200
     assert response.json()["id"] == user["id"]
-    eventually(lambda: login(web_session, email, "second password").status_code == 401, 1)
+    wait_for_credentials(email, lambda credential: credential.deleted_at is not None, timeout=1)
+    assert login(web_session, email, "second password").status_code == 401
     eventually(
         lambda: (
             web_session.put(
