@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 RABBITMQ_API ?= http://guest:guest@localhost:15672/api
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test test-faults lint format clean-vhosts
+.PHONY: help install run migrate shell test test-faults lint format clean-vhosts
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,6 +39,11 @@ run: install ## Bootstrap (broker, databases, migrations) and run every service
 
 migrate: install ## Wait for RabbitMQ/PostgreSQL, create the databases, migrate
 	$(PYTHON) -m servicekit.bootstrap
+
+# The repository on the import path: typed errors (servicekit.errors) come
+# back as themselves, with their details.
+shell: install ## nameko shell for operations: n.rpc.<service>.<method>(...)
+	PYTHONPATH=. $(VENV)/bin/nameko shell --config config.yml
 
 test: install ## Run the whole test suite (PYTEST_ARGS="..." for extra arguments)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

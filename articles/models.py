@@ -1,10 +1,23 @@
 from sqlalchemy.orm import DeclarativeBase
 
+from servicekit.news import NewsItemMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class Article(NewsItemMixin, Base):
+    __tablename__ = "articles"
+
+    counters = ("likes",)
+    likes = counter_column()
+
+
+class ArticleTag(TagIndexMixin, Base):
+    __tablename__ = "article_tags"
+    item_table = "articles"
 
 
 class OutboxMessage(OutboxMixin, Base):

@@ -7,12 +7,11 @@ Auth never calls the users service: ``user_added``/``user_updated``/
 from marshmallow import ValidationError as MarshmallowError
 from sqlalchemy import func, select
 
-from servicekit.config import Settings
+from servicekit import base
 from servicekit.db import Database, utcnow
 from servicekit.entrypoints import rpc
 from servicekit.errors import InvalidCredentials
 from servicekit.idempotency import MalformedEvent, claim_event
-from servicekit.logs import CorrelationId
 from servicekit.passwords import verify_password
 from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
 from servicekit.schemas import load
@@ -24,21 +23,14 @@ from .models import Base, Credential, ProcessedEvent
 from .schemas import login_schema, user_event_schema
 
 
-class AuthService:
+class AuthService(base.DomainService):
     name = "auth"
 
-    config = Settings()
-    correlation_id = CorrelationId()
     db = Database(Base)
     dead_letters = DeadLetters()
 
     # Operators: n.rpc.auth.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
-
-    @rpc
-    def health(self):
-        self.db.session.execute(select(1))
-        return "ok"
 
     @rpc
     def login(self, email_address, password, client=None):

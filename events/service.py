@@ -1,23 +1,38 @@
-"""The events service: a running skeleton (health and its own database)."""
+"""Events: local happenings, news items with an ``eventDate``.
 
-from nameko.rpc import rpc
-from sqlalchemy import select
+Every change is announced with ``event_added``/``event_updated``/
+``event_deleted`` through the outbox, committed with the change. The RPCs
+(create, get, list, update, delete, health) come from the shared
+:class:`~servicekit.news.NewsItemService`; events add their date and the
+``from``/``to`` filter of the list. Lists stay newest (created) first.
+"""
 
-from servicekit.config import Settings
+from servicekit import news
 from servicekit.db import Database
-from servicekit.logs import CorrelationId
+from servicekit.outbox import Outbox
 
-from .models import Base
+from .models import Base, Event, EventTag, OutboxMessage
+from .schemas import EventListQuerySchema, event_schema
 
 
-class EventsService:
+# The base is reached through its module: `nameko run events.service` starts
+# every class with entrypoints that it finds in this module's namespace.
+class EventsService(news.NewsItemService):
     name = "events"
+    resource = "event"
+    model = Event
+    tag_model = EventTag
+    schema = event_schema
+    list_schema = EventListQuerySchema()
 
-    config = Settings()
-    correlation_id = CorrelationId()
     db = Database(Base)
+    outbox = Outbox(OutboxMessage, Base)
 
-    @rpc
-    def health(self):
-        self.db.session.execute(select(1))
-        return "ok"
+    @classmethod
+    def list_query(cls, params):
+        query, key = super().list_query(params)
+        if params.get("date_from") is not None:
+            query = query.where(Event.event_date >= params["date_from"])
+        if params.get("date_to") is not None:
+            query = query.where(Event.event_date <= params["date_to"])
+        return query, key

@@ -177,7 +177,9 @@ class Authenticator(DependencyProvider):
                     self.roles.setdefault(user_id, role)  # events heard meanwhile win
                 return
             except Exception as exc:
-                log.warning("cannot load revoked tokens from auth yet (%s); retrying", type(exc).__name__)
+                log.warning(
+                    "cannot load revoked tokens from auth yet (%s); retrying", type(exc).__name__
+                )
                 eventlet.sleep(2)
 
     def check(self, claims):

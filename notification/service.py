@@ -6,13 +6,9 @@ the mail. An SMTP failure rolls back and raises, so the event comes back with
 a growing delay (servicekit.retry) and is parked after the last try.
 """
 
-from sqlalchemy import select
-
-from servicekit.config import Settings
+from servicekit import base
 from servicekit.db import Database
-from servicekit.entrypoints import rpc
 from servicekit.idempotency import claim_event
-from servicekit.logs import CorrelationId
 from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
 
 from .dependencies import Smtp
@@ -21,22 +17,15 @@ from .models import Base, ProcessedEvent
 from .schemas import load_article_added
 
 
-class NotificationService:
+class NotificationService(base.DomainService):
     name = "notification"
 
-    config = Settings()
-    correlation_id = CorrelationId()
     db = Database(Base)
     smtp = Smtp()
     dead_letters = DeadLetters()
 
     # Operators: n.rpc.notification.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
-
-    @rpc
-    def health(self):
-        self.db.session.execute(select(1))
-        return "ok"
 
     @event_handler("articles", "article_added")
     def on_article_added(self, payload):

@@ -7,19 +7,19 @@ gives ``article_added``/``_updated``/``_deleted``) and its ``db`` and
 validates with marshmallow on the way in and dumps on the way out; the event
 carries the same dump, added to the outbox in the transaction of the change.
 
-The model needs ``id``, ``created_at`` and ``updated_at``, the last two
-indexed as ``(created_at, id)`` for the keyset pages.
+The model needs ``id``, ``created_at`` and ``updated_at``, and an index on
+``(created_at, id)`` for the keyset pages. ``list_query`` is where a service
+adds its filters.
 """
 
 from datetime import timedelta
 
-from nameko.rpc import rpc
 from sqlalchemy import select
 
-from .config import Settings
+from .base import DomainService
 from .db import parse_id, utcnow
+from .entrypoints import rpc
 from .errors import BadRequest, Forbidden, NotFound
-from .logs import CorrelationId
 from .pagination import PageQuerySchema, keyset_page, load_query
 from .schemas import load
 
@@ -27,7 +27,7 @@ from .schemas import load
 _TICK = timedelta(microseconds=1)
 
 
-class ResourceService:
+class ResourceService(DomainService):
     """Base of a nameko service that owns one resource (see the module doc)."""
 
     model = None
@@ -38,14 +38,6 @@ class ResourceService:
     update_only_fields = ()
     # The column ``expected_author`` is checked against.
     author_attribute = "author_uid"
-
-    config = Settings()
-    correlation_id = CorrelationId()
-
-    @rpc
-    def health(self):
-        self.db.session.execute(select(1))
-        return "ok"
 
     @rpc
     def create(self, payload):

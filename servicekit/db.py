@@ -72,4 +72,6 @@ def parse_id(value, resource="resource"):
 
 def iso(dt):
     """ISO 8601 in UTC with a ``Z``, the wire format of every date."""
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z") if dt else None
+    return (
+        dt.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z") if dt else None
+    )

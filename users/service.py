@@ -7,11 +7,10 @@ through the outbox, committed in the same transaction as the change.
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from servicekit.config import Settings
+from servicekit import base
 from servicekit.db import Database, parse_id, utcnow
 from servicekit.entrypoints import rpc
 from servicekit.errors import Conflict, NotFound
-from servicekit.logs import CorrelationId
 from servicekit.outbox import Outbox
 from servicekit.pagination import keyset_page, load_query
 from servicekit.passwords import hash_password
@@ -22,19 +21,12 @@ from .models import Base, OutboxMessage, User
 from .schemas import UserListQuerySchema, user_event_data, user_schema
 
 
-class UsersService:
+class UsersService(base.DomainService):
     name = "users"
 
-    config = Settings()
-    correlation_id = CorrelationId()
     db = Database(Base)
     outbox = Outbox(OutboxMessage, Base)
     admin_account = AdminAccount()
-
-    @rpc
-    def health(self):
-        self.db.session.execute(select(1))
-        return "ok"
 
     @rpc
     def create(self, payload):

@@ -1,0 +1,47 @@
+"""The shared resource logic without a broker or database (nameko's
+``worker_factory`` replaces every dependency with a mock)."""
+
+import pytest
+from nameko.testing.services import worker_factory
+from sqlalchemy.dialects import postgresql
+
+from articles.models import Article, ArticleTag
+from articles.service import ArticlesService
+from servicekit.errors import BadRequest, ValidationError
+
+NEW_ARTICLE = {"authorUID": "u1", "title": "T", "description": "D", "body": "B"}
+
+
+def test_create_adds_the_row_and_its_event_in_one_commit():
+    service = worker_factory(ArticlesService)
+    service.create({**NEW_ARTICLE, "meta": {"likes": -5}, "createdDate": "1999"})
+
+    (article,) = service.db.session.add.call_args.args
+    assert isinstance(article, Article)
+    assert article.created_at == article.updated_at
+    assert (article.status, article.tags, article.images_uid) == (0, [], [])
+    assert article.likes is None  # the column default (0) applies at insert
+    (session, event_type, aggregate_id, data), _ = service.outbox.add.call_args
+    assert (session, event_type, aggregate_id) == (service.db.session, "article_added", None)
+    assert data["title"] == "T"
+    service.db.session.commit.assert_called_once_with()
+
+
+def test_invalid_input_never_reaches_the_database():
+    service = worker_factory(ArticlesService)
+    with pytest.raises(ValidationError):
+        service.create({**NEW_ARTICLE, "title": ""})
+    with pytest.raises(BadRequest):
+        service.list(limit="many")
+    assert service.db.session.mock_calls == []
+    service.outbox.add.assert_not_called()
+
+
+def test_tag_filter_pages_over_the_tag_index():
+    _, plain_key = ArticlesService.list_query({})
+    tagged, tagged_key = ArticlesService.list_query({"tag": "town"})
+
+    assert plain_key is Article and tagged_key is ArticleTag
+    sql = str(tagged.compile(dialect=postgresql.dialect()))
+    assert "JOIN article_tags ON article_tags.id = articles.id" in sql
+    assert "article_tags.tag = " in sql
