@@ -1,16 +1,9 @@
-"""outbox
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-28
-"""
+"""outbox"""
 
 from servicekit.migrations import create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade():

@@ -1,9 +1,4 @@
-"""users and outbox
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-28
-"""
+"""users and outbox"""
 
 import sqlalchemy as sa
 from alembic import op
@@ -12,8 +7,6 @@ from servicekit.migrations import create_outbox_table
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade():
