@@ -12,6 +12,8 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 from nameko.extensions import DependencyProvider
 
+from .shutdown import GracefulShutdown
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +59,12 @@ class Settings(DependencyProvider):
 
     A refused configuration stops ``nameko run`` with the reason instead of
     serving requests with a known secret.
+
+    It also carries the service's graceful stop (:mod:`servicekit.shutdown`):
+    every service declares ``Settings``, so every service gets it.
     """
+
+    shutdown = GracefulShutdown()
 
     def setup(self):
         try:

@@ -87,6 +87,9 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self.sweep_interval = sweep_interval
         self._added = WeakKeyDictionary()
         self._sweeper = None
+        # Set while the last relay failed (broker or database down): then
+        # the sweeper alone retries, see worker_result.
+        self._failing = False
 
     def setup(self):
         config = self.container.config
@@ -94,8 +97,8 @@ class Outbox(DependencyProvider, HeaderEncoder):
         url = config["DB_URIS"][f"{service_name}:{self.base.__name__}"]
         self.engine = make_engine(url)
         self.exchange = get_event_exchange(service_name, config)
-        # retry=False: a broker outage must not hold the worker; the sweeper
-        # publishes the row once the broker is back.
+        # retry=False: no retry policy; the sweeper publishes the row once the
+        # broker is back. (kombu still tries to connect for up to 4 s.)
         self.publisher = Publisher(
             config["AMQP_URI"],
             use_confirms=True,
@@ -126,8 +129,10 @@ class Outbox(DependencyProvider, HeaderEncoder):
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         # Decide from the database, not from exc_info: a commit followed by an
         # exception must still publish, a rolled-back row finds nothing.
+        # While the last relay failed, the sweeper alone retries: a worker does
+        # not wait for kombu's connect timeout after each write of an outage.
         event_ids = self._added.pop(worker_ctx, None)
-        if event_ids:
+        if event_ids and not self._failing:
             self.relay(event_ids)
 
     def relay(self, event_ids=None):
@@ -152,10 +157,12 @@ class Outbox(DependencyProvider, HeaderEncoder):
                     )
                 if rows:
                     conn.execute(self._mark, {"ids": [row.id for row in rows]})
-                return len(rows)
         except Exception as exc:  # broker or database down: the sweeper retries
+            self._failing = True
             log.warning("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
             return 0
+        self._failing = False
+        return len(rows)
 
     def _sweep_forever(self):
         while True:

@@ -1,0 +1,26 @@
+"""A service whose work takes as long as the caller says: for the shutdown tests.
+
+Run as a real process (``nameko run tests.faults.slow_service``). Each call
+prints a line when it starts and when it ends, so a test can tell which
+process ran it, and how many times.
+"""
+
+import os
+
+import eventlet
+from nameko.rpc import rpc
+
+from servicekit.config import Settings
+
+
+class SlowService:
+    name = "slow"
+
+    config = Settings()
+
+    @rpc
+    def work(self, token, seconds):
+        print(f"started {token} in {os.getpid()}", flush=True)
+        eventlet.sleep(seconds)
+        print(f"finished {token} in {os.getpid()}", flush=True)
+        return os.getpid()
