@@ -42,9 +42,8 @@ from sqlalchemy.orm import Session
 from articles.service import ArticlesService
 from servicekit.config import ROOT, database_url, load_config
 from servicekit.db import make_engine
-from servicekit.migrations import create_database, migrate
+from servicekit.migrations import create_database, drop_database, migrate
 from servicekit.pagination import encode_cursor
-from servicekit.testing import _drop_database
 
 DATABASE = "bench_articles"
 RABBITMQ_API = os.environ.get("RABBITMQ_API", "http://guest:guest@localhost:15672/api")
@@ -179,7 +178,7 @@ def main():
     secret = config["JWT_SECRET"]
     url = make_url(database_url(config, "articles")).set(database=DATABASE)
     url = url.render_as_string(hide_password=False)
-    _drop_database(url)
+    drop_database(url)
     create_database(url)
     migrate("articles", url)
     # Pooled, with a session a call: as the service's workers have.
@@ -192,7 +191,7 @@ def main():
                 run(engine, secret, articles, args)
     finally:
         engine.dispose()
-        _drop_database(url)
+        drop_database(url)
 
 
 def page(engine, secret, params):

@@ -40,24 +40,38 @@ def alembic_config(service_name, url=None):
     return cfg
 
 
-def create_database(url):
-    """Create the database named by ``url`` if it does not exist."""
-    url = make_url(url)
-    admin = make_engine(
-        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
+def _on_server(url, statement, **params):
+    """Run ``statement`` on the server of ``url``, outside any transaction.
+
+    CREATE/DROP DATABASE cannot run inside one, nor on the database itself.
+    """
+    engine = make_engine(
+        make_url(url).set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
     )
     try:
-        with admin.connect() as conn:
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
-            ).scalar()
-            if not exists:
-                # Identifiers cannot be bound parameters; quote it ourselves.
-                name = url.database.replace('"', '""')
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                log.info("created database %s", url.database)
+        with engine.connect() as conn:
+            result = conn.execute(text(statement), params)
+            return result.scalar() if result.returns_rows else None
     finally:
-        admin.dispose()
+        engine.dispose()
+
+
+def _quoted(name):
+    # Identifiers cannot be bound parameters; quote them ourselves.
+    return '"' + name.replace('"', '""') + '"'
+
+
+def create_database(url):
+    """Create the database named by ``url`` if it does not exist."""
+    name = make_url(url).database
+    if not _on_server(url, "SELECT 1 FROM pg_database WHERE datname = :name", name=name):
+        _on_server(url, f"CREATE DATABASE {_quoted(name)}")
+        log.info("created database %s", name)
+
+
+def drop_database(url):
+    """Drop the database named by ``url`` (scratch databases of tests and benchmarks)."""
+    _on_server(url, f"DROP DATABASE IF EXISTS {_quoted(make_url(url).database)} WITH (FORCE)")
 
 
 def migrate(service_name, url=None):

@@ -17,23 +17,13 @@ from sqlalchemy.pool import NullPool
 
 from .config import SERVICE_NAMES, database_url, load_config
 from .db import make_engine
-from .migrations import create_database, migrate
+from .migrations import create_database, drop_database, migrate
 
 
 def _free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _drop_database(url):
-    url = make_url(url)
-    engine = make_engine(
-        url.set(database="postgres"), poolclass=NullPool, isolation_level="AUTOCOMMIT"
-    )
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +39,13 @@ def test_database_urls():
         name = f"test_{service_name}_{os.getpid()}"
         url = make_url(database_url(config, service_name)).set(database=name)
         url = url.render_as_string(hide_password=False)
-        _drop_database(url)
+        drop_database(url)
         create_database(url)
         migrate(service_name, url)
         urls[service_name] = url
     yield urls
     for url in urls.values():
-        _drop_database(url)
+        drop_database(url)
 
 
 @pytest.fixture(scope="session")
