@@ -14,6 +14,7 @@ the consumers' idempotency (by ``eventId``) absorbs.
 """
 
 import logging
+import time
 import uuid
 from weakref import WeakKeyDictionary
 
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL_SECONDS = 1.0
 BATCH_SIZE = 200
+# Published rows are kept this long (to look into), then deleted by the
+# sweeper, a batch at a time, so the table does not grow for ever.
+RETENTION = "7 days"
+PRUNE_INTERVAL_SECONDS = 60.0
+PRUNE_BATCH = 1000
 
 
 class OutboxMixin:
@@ -112,6 +118,11 @@ class Outbox(DependencyProvider, HeaderEncoder):
         )
         self._claim_any = text(_CLAIM_SQL.format(table=table, only_mine=""))
         self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
+        # Oldest ids first on the primary key: stops after one batch of matches.
+        self._prune = text(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
+            f"WHERE published_at < now() - interval '{RETENTION}' ORDER BY id LIMIT {PRUNE_BATCH})"
+        )
 
     def start(self):
         self._sweeper = self.container.spawn_managed_thread(self._sweep_forever)
@@ -164,12 +175,27 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self._failing = False
         return len(rows)
 
+    def prune(self):
+        """Delete one batch of rows published before the retention; the count."""
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(self._prune).rowcount
+        except Exception as exc:
+            log.warning("outbox: pruning deferred (%s: %s)", type(exc).__name__, exc)
+            return 0
+
     def _sweep_forever(self):
+        next_prune = 0.0
         while True:
             # Each round sends the oldest pending event of each aggregate;
             # loop at once while there is a backlog, sleep when there is none.
-            if not self.relay():
-                eventlet.sleep(self.sweep_interval)
+            if self.relay():
+                continue
+            if time.monotonic() >= next_prune:
+                if self.prune() < PRUNE_BATCH:
+                    next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
+                continue
+            eventlet.sleep(self.sweep_interval)
 
 
 class _WorkerOutbox:
