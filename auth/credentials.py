@@ -35,7 +35,7 @@ def apply_user_event(session, event_type, data, occurred_at):
         cred.password_hash = data["passwordHash"]
     if version > cred.version:
         if cred.version != NEVER and cred.role != data["role"]:
-            # A changed role invalidates the tokens that carry the old one.
+            # Tokens carrying the old role are refused from now on (gateway).
             cred.tokens_valid_from = version
         cred.email = data["emailAddress"]
         cred.role = data["role"]

@@ -24,7 +24,8 @@ class Credential(Base):
     role = mapped_column(String(16), nullable=False, default="regular")
     password_hash = mapped_column(String(255), nullable=True)
     version = mapped_column(DateTime(timezone=True), nullable=False)
-    # Tokens issued (iat) before this instant are refused: set on role change.
+    # When the role last changed (None: never). Gateways refuse tokens that
+    # carry the old role; `revocations` lists these users for them.
     tokens_valid_from = mapped_column(DateTime(timezone=True), nullable=True)
     deleted_at = mapped_column(DateTime(timezone=True), nullable=True)
 

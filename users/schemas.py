@@ -1,6 +1,5 @@
 from marshmallow import fields, validate
 
-from servicekit.pagination import PageQuerySchema
 from servicekit.schemas import UTCDateTime, WireSchema, string_list
 
 from .models import ROLES
@@ -28,10 +27,6 @@ class UserSchema(WireSchema):
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=256)
     )
-
-
-class UserListQuerySchema(PageQuerySchema):
-    pass
 
 
 user_schema = UserSchema()

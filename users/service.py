@@ -12,13 +12,13 @@ from servicekit.db import Database, parse_id, utcnow
 from servicekit.entrypoints import rpc
 from servicekit.errors import Conflict, NotFound
 from servicekit.outbox import Outbox
-from servicekit.pagination import keyset_page, load_query
+from servicekit.pagination import PageQuerySchema, keyset_page, load_query
 from servicekit.passwords import hash_password
 from servicekit.schemas import load
 
 from .dependencies import AdminAccount
 from .models import Base, OutboxMessage, User
-from .schemas import UserListQuerySchema, user_event_data, user_schema
+from .schemas import user_event_data, user_schema
 
 
 class UsersService(base.DomainService):
@@ -56,7 +56,7 @@ class UsersService(base.DomainService):
     @rpc
     def list(self, limit=None, cursor=None):
         """One page, newest first: ``{"items": [...], "nextCursor": str | None}``."""
-        query = load_query(UserListQuerySchema(), {"limit": limit, "cursor": cursor})
+        query = load_query(PageQuerySchema(), {"limit": limit, "cursor": cursor})
         users, next_cursor = keyset_page(
             self.db.session,
             select(User),
