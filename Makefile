@@ -54,6 +54,12 @@ test-faults: install ## Run the fault-injection tests (pytest -m faults)
 	if [ $$rc -eq 5 ]; then echo "test-faults: no tests marked 'faults'"; rc=0; fi; \
 	exit $$rc
 
+# Extra bench arguments: make bench BENCH_ARGS="--rounds 5 --seconds 10"
+BENCH_ARGS ?=
+.PHONY: bench
+bench: install ## Benchmark on a stack of its own: one table, JSON in bench/results/ (BENCH_ARGS="...")
+	$(PYTHON) -m bench $(BENCH_ARGS)
+
 lint: install ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

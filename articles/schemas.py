@@ -1,10 +1,10 @@
-from servicekit.news import NewsItemSchema, meta_field
+from servicekit.news import MetaCounters, NewsItemSchema
 
 
 class ArticleSchema(NewsItemSchema):
     """An article as the API shows it (to everyone: nothing in it is private)."""
 
-    meta = meta_field("likes")
+    meta = MetaCounters("likes")
 
 
 article_schema = ArticleSchema()

@@ -4,16 +4,18 @@ Auth never calls the users service: ``user_added``/``user_updated``/
 ``user_deleted`` bring everything it needs, each applied once by ``eventId``.
 """
 
+from datetime import timedelta
+
 from marshmallow import ValidationError as MarshmallowError
 from sqlalchemy import func, select
 
 from servicekit import base
 from servicekit.db import Database, utcnow
-from servicekit.entrypoints import rpc
 from servicekit.errors import InvalidCredentials
 from servicekit.idempotency import MalformedEvent, claim_event
 from servicekit.passwords import verify_password
 from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
+from servicekit.rpc import rpc
 from servicekit.schemas import load
 from servicekit.tokens import issue_token
 
@@ -70,12 +72,14 @@ class AuthService(base.DomainService):
     def revocations(self):
         """What a starting gateway needs to refuse stale tokens.
 
-        ``{"deleted": [user ids], "roles": {user id: role}}``: the deleted
-        users, and the current role of every user whose role has changed.
+        ``{"deleted": [user ids], "roles": {user id: role}}``: the users
+        deleted, and the current role of every user whose role changed,
+        within the last ``JWT_TTL_SECONDS`` (tokens from before have expired).
         """
-        rows = self.db.session.execute(
+        since = utcnow() - timedelta(seconds=int(self.config["JWT_TTL_SECONDS"]))
+        rows = self.db.reads.execute(
             select(Credential.user_id, Credential.deleted_at, Credential.role).where(
-                Credential.deleted_at.is_not(None) | Credential.tokens_valid_from.is_not(None)
+                (Credential.deleted_at > since) | (Credential.tokens_valid_from > since)
             )
         )
         deleted, roles = [], {}

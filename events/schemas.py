@@ -4,7 +4,7 @@ from datetime import UTC, timedelta
 from marshmallow import ValidationError, fields, post_load
 
 from servicekit.db import iso
-from servicekit.news import NewsItemSchema, NewsListQuerySchema, meta_field
+from servicekit.news import MetaCounters, NewsItemSchema, NewsListQuerySchema
 
 _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 
@@ -28,7 +28,7 @@ class UTCDate(fields.AwareDateTime):
 
 class EventSchema(NewsItemSchema):
     eventDate = UTCDate(required=True, attribute="event_date")
-    meta = meta_field("attending")
+    meta = MetaCounters("attending")
 
 
 class EventListQuerySchema(NewsListQuerySchema):

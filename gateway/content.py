@@ -59,6 +59,7 @@ def content_routes(class_name, service, resource, filters=("tag",)):
         _check_author_field(caller, body)
         body.setdefault("authorUID", caller.user_id)
         item = self.rpc.call(service, "create", body)
+        self.cache.invalidate(service, item["id"])
         return json_response(item, 201, {"Location": f"{base}/{item['id']}"})
 
     def update_item(self, request, item_id):
@@ -68,16 +69,18 @@ def content_routes(class_name, service, resource, filters=("tag",)):
         item = self.rpc.call(
             service, "update", item_id, body, expected_author=_expected_author(caller)
         )
+        self.cache.invalidate(service, item_id)
         return json_response(item)
 
     def delete_item(self, request, item_id):
         caller = self.auth.caller(request)
         item = self.rpc.call(service, "delete", item_id, expected_author=_expected_author(caller))
+        self.cache.invalidate(service, item_id)
         return json_response(item)
 
     routes = {
-        f"list_{service}": http("GET", base)(list_items),
-        f"get_{resource}": http("GET", f"{base}/<item_id>")(get_item),
+        f"list_{service}": http("GET", base, cached=service)(list_items),
+        f"get_{resource}": http("GET", f"{base}/<item_id>", cached=service)(get_item),
         f"create_{resource}": http("POST", base)(create_item),
         f"update_{resource}": http("PUT", f"{base}/<item_id>")(update_item),
         f"delete_{resource}": http("DELETE", f"{base}/<item_id>")(delete_item),

@@ -8,20 +8,22 @@ from collections import namedtuple
 import eventlet
 from amqp.exceptions import NotFound
 from kombu import Connection
-from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
 from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy, ReplyListener
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from servicekit.config import SERVICE_NAMES
 from servicekit.errors import Forbidden, Unauthorized
+from servicekit.rpc import RequestPublisher
 from servicekit.tokens import InvalidToken, verify_token
 
+from .broadcast import BroadcastConsumer
 from .errors import GatewayTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
 CONSUMER_POLL_SECONDS = 1.0
+PRUNE_INTERVAL_SECONDS = 60.0
 
 
 class ServiceRpc(DependencyProvider):
@@ -103,18 +105,20 @@ class _Rpc:
         provider = self._provider
         if not provider.is_running(service_name):
             raise ServiceUnavailable(f"The {service_name} service is not running.")
-        proxy = MethodProxy(
+        proxy = _MethodProxy(
             self._worker_ctx,
             service_name,
             method_name,
             provider.reply_listener,
             expiration=provider.timeout,
         )
-        try:
-            reply = proxy.call_async(*args, **kwargs)
-        except UnknownService:
-            raise ServiceUnavailable(f"The {service_name} service is not running.") from None
-        return _PendingReply(reply, service_name, provider.timeout)
+        return _PendingReply(proxy.call_async(*args, **kwargs), service_name, provider.timeout)
+
+
+class _MethodProxy(MethodProxy):
+    # Unconfirmed: whether the service runs is known from its queue's
+    # consumers, and how long to wait from the deadline (servicekit.rpc).
+    publisher_cls = RequestPublisher
 
 
 class _PendingReply:
@@ -142,19 +146,29 @@ class Authenticator(DependencyProvider):
 
     Refused too: tokens of deleted users, and tokens whose role is no longer
     the user's role. The gateway learns both from the users events it hears
-    (every gateway copy hears every event) and, when it starts, from auth.
+    (every gateway copy hears every event) and, when it starts or its event
+    connection comes back, from auth. A revocation is kept for
+    ``JWT_TTL_SECONDS`` after it is heard, by which time every token issued
+    before it has expired: memory follows the last day's changes, not history.
     """
+
+    broadcasts = BroadcastConsumer()
 
     def setup(self):
         self.secret = self.container.config["JWT_SECRET"]
-        self.deleted = set()
-        self.roles = {}  # user id -> current role, for users changed since start
+        self.keep_seconds = float(self.container.config["JWT_TTL_SECONDS"])
+        self.deleted = {}  # user id -> when to forget it (time.time())
+        self.roles = {}  # user id -> (current role, when to forget it)
+        self._next_prune = 0.0
+        self._loader = None
+        self.broadcasts.on_reconnect(self._start_loading)
 
     def start(self):
-        self._loader = self.container.spawn_managed_thread(self._load_revocations)
+        self._start_loading()
 
     def stop(self):
-        self._loader.kill()
+        if self._loader is not None:
+            self._loader.kill()
 
     kill = stop
 
@@ -162,31 +176,48 @@ class Authenticator(DependencyProvider):
         return _Auth(self)
 
     def user_deleted(self, user_id):
-        self.deleted.add(user_id)
+        self.deleted[user_id] = time.time() + self.keep_seconds
+        self._prune()
 
     def user_updated(self, user_id, role):
-        self.roles[user_id] = role
+        self.roles[user_id] = (role, time.time() + self.keep_seconds)
+        self._prune()
+
+    def _prune(self):
+        now = time.time()
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_INTERVAL_SECONDS
+        self.deleted = {user: until for user, until in self.deleted.items() if until > now}
+        self.roles = {user: known for user, known in self.roles.items() if known[1] > now}
+
+    def _start_loading(self):
+        if self._loader is None or self._loader.dead:
+            self._loader = self.container.spawn_managed_thread(self._load_revocations)
 
     def _load_revocations(self):
         while True:
             try:
                 with ClusterRpcProxy(self.container.config, timeout=5) as cluster:
                     known = cluster.auth.revocations()
-                self.deleted.update(known["deleted"])
-                for user_id, role in known["roles"].items():
-                    self.roles.setdefault(user_id, role)  # events heard meanwhile win
-                return
+                break
             except Exception as exc:
                 log.warning(
                     "cannot load revoked tokens from auth yet (%s); retrying", type(exc).__name__
                 )
                 eventlet.sleep(2)
+        forget_at = time.time() + self.keep_seconds
+        for user_id in known["deleted"]:
+            self.deleted[user_id] = forget_at
+        for user_id, role in known["roles"].items():
+            self.roles.setdefault(user_id, (role, forget_at))  # events heard meanwhile win
 
     def check(self, claims):
         user_id = claims["sub"]
         if user_id in self.deleted:
             raise Unauthorized("This user no longer exists.")
-        if self.roles.get(user_id, claims["role"]) != claims["role"]:
+        role = self.roles.get(user_id)
+        if role is not None and role[0] != claims["role"]:
             raise Unauthorized("The user's role has changed; log in again.")
 
 

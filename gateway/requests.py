@@ -35,10 +35,14 @@ def list_params(request, *names):
 
 
 def page_response(request, page, items, params):
-    """200 with the items and, when there is more, ``Link: <next>; rel="next"``."""
+    """200 with the items and, when there is more, ``Link: <next>; rel="next"``.
+
+    The link is relative to the request (RFC 8288): the same answer serves
+    every host name, and a client's ``Host`` header never ends up in a cached
+    answer that other clients get.
+    """
     headers = {}
     if page.get("nextCursor"):
         query = {**params, "cursor": page["nextCursor"]}
-        next_url = f"{request.host_url.rstrip('/')}{request.path}?{urlencode(query)}"
-        headers["Link"] = f'<{next_url}>; rel="next"'
+        headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
     return json_response(items, headers=headers)

@@ -5,13 +5,13 @@ rules, calls the domain services with deadlines and maps every failure to the
 contract's JSON errors.
 """
 
-from nameko.events import BROADCAST, event_handler
-
 from servicekit.config import SERVICE_NAMES, Settings
 from servicekit.errors import ServiceError
 from servicekit.logs import CorrelationId
 
 from . import content, users
+from .broadcast import broadcast
+from .cache import ReadCache
 from .dependencies import Authenticator, ServiceRpc
 from .errors import json_response
 from .http import http
@@ -31,11 +31,6 @@ def _health_status(reply):
         return "error"
 
 
-def _users_event(event_type):
-    # Every gateway copy needs every event (its own queue, gone when it stops).
-    return event_handler("users", event_type, handler_type=BROADCAST, reliable_delivery=False)
-
-
 # The route classes are reached through their modules: `nameko run` starts
 # every class with entrypoints that it finds in this module's namespace.
 class GatewayService(
@@ -47,6 +42,7 @@ class GatewayService(
     correlation_id = CorrelationId()
     rpc = ServiceRpc()
     auth = Authenticator()
+    cache = ReadCache()
 
     @http("GET", "/health")
     def health(self, request):
@@ -68,10 +64,38 @@ class GatewayService(
     def openapi(self, request):
         return json_response(openapi_document())
 
-    @_users_event("user_deleted")
+    # Every gateway copy hears every change (see gateway.broadcast), to keep
+    # its read cache and its refused tokens right.
+
+    @broadcast("articles", "article_added")
+    @broadcast("articles", "article_updated")
+    @broadcast("articles", "article_deleted")
+    def on_article_changed(self, payload):
+        self.cache.invalidate("articles", _changed_id(payload))
+
+    @broadcast("events", "event_added")
+    @broadcast("events", "event_updated")
+    @broadcast("events", "event_deleted")
+    def on_event_changed(self, payload):
+        self.cache.invalidate("events", _changed_id(payload))
+
+    @broadcast("users", "user_added")
+    def on_user_added(self, payload):
+        self.cache.invalidate("users", _changed_id(payload))
+
+    @broadcast("users", "user_updated")
+    def on_user_updated(self, payload):
+        self.cache.invalidate("users", _changed_id(payload))
+        self.auth.user_updated(payload["data"]["id"], payload["data"]["role"])
+
+    @broadcast("users", "user_deleted")
     def on_user_deleted(self, payload):
+        self.cache.invalidate("users", _changed_id(payload))
         self.auth.user_deleted(payload["data"]["id"])
 
-    @_users_event("user_updated")
-    def on_user_updated(self, payload):
-        self.auth.user_updated(payload["data"]["id"], payload["data"]["role"])
+
+def _changed_id(payload):
+    """The changed item's id; ``None`` (the resource's lists only) if the
+    event has none, which the publishers never send."""
+    data = payload.get("data") if isinstance(payload, dict) else None
+    return data.get("id") if isinstance(data, dict) else None

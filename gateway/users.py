@@ -15,7 +15,7 @@ def shown_to(caller, user):
 
 
 class UsersRoutes:
-    @http("GET", "/api/users")
+    @http("GET", "/api/users", cached="users", per_caller=True)
     def list_users(self, request):
         caller = self.auth.caller(request, required=False)
         params = list_params(request)
@@ -23,7 +23,7 @@ class UsersRoutes:
         items = [shown_to(caller, user) for user in page["items"]]
         return page_response(request, page, items, params)
 
-    @http("GET", "/api/users/<user_id>")
+    @http("GET", "/api/users/<user_id>", cached="users", per_caller=True)
     def get_user(self, request, user_id):
         caller = self.auth.caller(request, required=False)
         return json_response(shown_to(caller, self.rpc.call("users", "get", user_id)))
@@ -32,6 +32,7 @@ class UsersRoutes:
     def create_user(self, request):
         self.auth.admin(request)
         user = self.rpc.call("users", "create", read_json(request))
+        self.cache.invalidate("users", user["id"])
         return json_response(user, 201, {"Location": f"/api/users/{user['id']}"})
 
     @http("PUT", "/api/users/<user_id>")
@@ -43,12 +44,16 @@ class UsersRoutes:
                 raise Forbidden("Only an admin or the user itself may change a user.")
             if "role" in body:
                 raise Forbidden("Only an admin may change a role.")
-        return json_response(self.rpc.call("users", "update", user_id, body))
+        user = self.rpc.call("users", "update", user_id, body)
+        self.cache.invalidate("users", user_id)
+        return json_response(user)
 
     @http("DELETE", "/api/users/<user_id>")
     def delete_user(self, request, user_id):
         self.auth.admin(request)
-        return json_response(self.rpc.call("users", "delete", user_id))
+        user = self.rpc.call("users", "delete", user_id)
+        self.cache.invalidate("users", user_id)
+        return json_response(user)
 
 
 class AuthRoutes:

@@ -8,8 +8,8 @@ starts every class with entrypoints found in the module's namespace.
 from sqlalchemy import select
 
 from .config import Settings
-from .entrypoints import rpc
 from .logs import CorrelationId
+from .rpc import rpc
 
 
 class DomainService:
@@ -23,5 +23,5 @@ class DomainService:
 
     @rpc
     def health(self):
-        self.db.session.execute(select(1))
+        self.db.reads.execute(select(1))
         return "ok"

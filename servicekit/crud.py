@@ -17,10 +17,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from .base import DomainService
-from .db import parse_id, utcnow
-from .entrypoints import rpc
+from .db import by_primary_key, parse_id, utcnow
 from .errors import BadRequest, Forbidden, NotFound
 from .pagination import PageQuerySchema, keyset_page, load_query
+from .rpc import rpc
 from .schemas import load
 
 # The smallest step of a PostgreSQL timestamp.
@@ -53,7 +53,16 @@ class ResourceService(DomainService):
 
     @rpc
     def get(self, item_id):
-        return self.schema.dump(self._get(item_id))
+        row = (
+            self.db.reads.execute(
+                by_primary_key(self.model), {"id": parse_id(item_id, self.resource)}
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"No {self.resource} with id {item_id!r}.")
+        return self.schema.dump(row)
 
     @rpc
     def list(self, limit=None, cursor=None, **filters):
@@ -63,7 +72,7 @@ class ResourceService(DomainService):
         an unknown or bad one is a ``BadRequest`` naming it.
         """
         return self.page(
-            self.db.session,
+            self.db.reads,
             self.config["JWT_SECRET"],
             {"limit": limit, "cursor": cursor, **filters},
         )
@@ -76,7 +85,7 @@ class ResourceService(DomainService):
         (``Forbidden`` otherwise), checked under the row lock.
         """
         session = self.db.session
-        item = self._get(item_id, for_update=True, expected_author=expected_author)
+        item = self._get(session, item_id, for_update=True, expected_author=expected_author)
         for name, value in load(self.schema, payload, partial=True).items():
             setattr(item, name, value)
         # Strictly later than the last update, even with a clock that lags.
@@ -88,18 +97,18 @@ class ResourceService(DomainService):
     def delete(self, item_id, expected_author=None):
         """Delete the item and return it as it was (see ``update`` for the author)."""
         session = self.db.session
-        item = self._get(item_id, for_update=True, expected_author=expected_author)
+        item = self._get(session, item_id, for_update=True, expected_author=expected_author)
         data = self.schema.dump(item)
         session.delete(item)
         return self._announce(session, "deleted", item, data)
 
     @classmethod
-    def page(cls, session, secret, params):
-        """A list page in ``session``: the RPC's code path, callable without a worker."""
+    def page(cls, connection, secret, params):
+        """A list page on ``connection``: the RPC's code path, callable without a worker."""
         params = load_query(cls.list_schema, params)
         query, key = cls.list_query(params)
         items, next_cursor = keyset_page(
-            session, query, key, limit=params["limit"], cursor=params["cursor"], secret=secret
+            connection, query, key, limit=params["limit"], cursor=params["cursor"], secret=secret
         )
         return {"items": cls.schema.dump(items, many=True), "nextCursor": next_cursor}
 
@@ -107,7 +116,7 @@ class ResourceService(DomainService):
     def list_query(cls, params):
         """``(select, key)`` of a list: filters add ``where`` clauses; ``key``
         has the ``created_at`` and ``id`` columns the page is ordered by."""
-        return select(cls.model), cls.model
+        return select(cls.model.__table__), cls.model
 
     def _announce(self, session, change, item, data=None):
         """Commit the change with its event; return the item as the API shows it."""
@@ -116,13 +125,13 @@ class ResourceService(DomainService):
         session.commit()
         return data
 
-    def _get(self, item_id, for_update=False, expected_author=None):
+    def _get(self, session, item_id, for_update=False, expected_author=None):
         query = select(self.model).where(self.model.id == parse_id(item_id, self.resource))
         if for_update:
             # Serialises concurrent changes of one item, so its events leave
             # the outbox in the order the changes were made.
             query = query.with_for_update()
-        item = self.db.session.scalar(query)
+        item = session.scalar(query)
         if item is None:
             raise NotFound(f"No {self.resource} with id {item_id!r}.")
         if expected_author is not None:

@@ -19,6 +19,7 @@ import uuid
 import sqlalchemy as sa
 from alembic import op
 from marshmallow import fields, validate
+from marshmallow.utils import get_value
 from sqlalchemy import (
     ARRAY,
     DateTime,
@@ -71,7 +72,7 @@ class NewsItemMixin:
         return {name: getattr(self, name) for name in self.counters}
 
     @meta.setter
-    def meta(self, values):
+    def meta(self, values):  # an update's validated ``meta``
         for name, value in values.items():
             setattr(self, name, value)
 
@@ -96,10 +97,18 @@ class TagIndexMixin:
         return (PrimaryKeyConstraint("tag", "created_at", "id"),)
 
 
-def meta_field(*counters):
-    """``meta``: ignored on create, settable on update, integers >= 0."""
-    counter = fields.Integer(strict=True, validate=validate.Range(min=0, max=INT_MAX))
-    return fields.Nested(WireSchema.from_dict({name: counter for name in counters}))
+class MetaCounters(fields.Nested):
+    """``meta``: ``{"likes": 3}``, integers >= 0; ignored on create, settable
+    on update. Dumped from the counter columns themselves, so a model and a
+    row mapping dump alike."""
+
+    def __init__(self, *counters):
+        counter = fields.Integer(strict=True, validate=validate.Range(min=0, max=INT_MAX))
+        super().__init__(WireSchema.from_dict({name: counter for name in counters}))
+        self.counters = counters
+
+    def serialize(self, attr, obj, accessor=None, **kwargs):
+        return {name: get_value(obj, name) for name in self.counters}
 
 
 class NewsItemSchema(WireSchema):

@@ -61,15 +61,16 @@ def decode_cursor(secret, cursor):
         raise BadRequest("Invalid cursor.", {"cursor": ["Not a cursor from this API."]}) from None
 
 
-def keyset_page(session, query, model, *, limit, cursor, secret):
-    """Run one page of the ``select`` ``query``; return ``(rows, next_cursor)``."""
+def keyset_page(connection, query, key, *, limit, cursor, secret):
+    """Run one page of the Core ``select`` ``query`` ordered by ``key``'s
+    ``created_at`` and ``id``; return ``(rows as mappings, next_cursor)``."""
     if cursor:
         created_at, row_id = decode_cursor(secret, cursor)
-        query = query.where(tuple_(model.created_at, model.id) < tuple_(created_at, row_id))
-    query = query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(query))
+        query = query.where(tuple_(key.created_at, key.id) < tuple_(created_at, row_id))
+    query = query.order_by(key.created_at.desc(), key.id.desc()).limit(limit + 1)
+    rows = connection.execute(query).mappings().all()
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor(secret, last.created_at, last.id)
+    return rows, encode_cursor(secret, last["created_at"], last["id"])

@@ -27,8 +27,8 @@ from nameko.events import EventHandler
 from nameko.extensions import DependencyProvider
 
 from .db import iso, utcnow
-from .entrypoints import rpc
 from .idempotency import MalformedEvent
+from .rpc import rpc
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,16 @@
 """``python -m servicekit.runner``: the whole backend in the foreground.
 
 Bootstraps (broker, databases, migrations), then runs each service as its own
-``nameko run`` process. SIGINT or SIGTERM stops them all: each child gets
-SIGINT (nameko's prompt, graceful stop), and is killed if it has not exited
-within the grace period.
+``nameko run`` process, and ``GATEWAY_PROCESSES`` copies of the gateway (one
+per core by default) sharing its port: the kernel spreads connections over
+them (eventlet's listener sets ``SO_REUSEPORT``). SIGINT or SIGTERM stops them
+all: each child gets SIGINT (nameko's prompt, graceful stop), and is killed if
+it has not exited within the grace period.
 """
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +18,7 @@ import time
 from .bootstrap import main as bootstrap
 from .config import ROOT, load_config
 
-SERVICES = ("users", "auth", "articles", "events", "notification", "gateway")
+SERVICES = ("users", "auth", "articles", "events", "notification")
 STOP_GRACE_SECONDS = 15
 
 
@@ -39,9 +42,35 @@ def stop_all(children):
             child.kill()
 
 
+def gateway_copies():
+    value = os.environ.get("GATEWAY_PROCESSES") or str(os.cpu_count() or 1)
+    try:
+        copies = int(value)
+    except ValueError:
+        copies = 0
+    if copies < 1:
+        raise SystemExit(f"runner: GATEWAY_PROCESSES must be a whole number >= 1, not {value!r}")
+    return copies
+
+
+def port_in_use(port):
+    """Something answers on ``port``. With ``SO_REUSEPORT`` a new gateway
+    would share the port with it silently, and it would take traffic."""
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def main():
+    port = int(load_config()["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1])
+    if port_in_use(port):
+        raise SystemExit(
+            f"runner: port {port} is in use (a gateway still running?); stop it or set GATEWAY_PORT"
+        )
+    copies = gateway_copies()
     bootstrap()
     children = {service: start(service) for service in SERVICES}
+    children.update({f"gateway-{n}": start("gateway") for n in range(1, copies + 1)})
     stopping = False
 
     def on_signal(signum, frame):
@@ -50,8 +79,11 @@ def main():
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    port = load_config()["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1]
-    print(f"runner: API on http://localhost:{port} (pid {os.getpid()}; Ctrl-C stops)", flush=True)
+    print(
+        f"runner: API on http://localhost:{port} ({copies} gateway processes; "
+        f"pid {os.getpid()}; Ctrl-C stops)",
+        flush=True,
+    )
     exit_code = 0
     while not stopping:
         for name, child in children.items():

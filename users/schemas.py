@@ -1,4 +1,5 @@
 from marshmallow import fields, validate
+from marshmallow.utils import get_value
 
 from servicekit.schemas import UTCDateTime, WireSchema, string_list
 
@@ -20,7 +21,7 @@ class UserSchema(WireSchema):
     role = fields.String(load_default="regular", validate=validate.OneOf(ROLES))
     tags = string_list()
     imagesUID = string_list(attribute="images_uid")
-    meta = fields.Function(lambda user: {"likes": user.likes}, dump_only=True)
+    meta = fields.Function(lambda user: {"likes": get_value(user, "likes")}, dump_only=True)
     createdDate = UTCDateTime(attribute="created_at", dump_only=True)
     updatedDate = UTCDateTime(attribute="updated_at", dump_only=True)
     # Bounded above so that nobody makes the server hash a megabyte.

@@ -8,12 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from servicekit import base
-from servicekit.db import Database, parse_id, utcnow
-from servicekit.entrypoints import rpc
+from servicekit.db import Database, by_primary_key, parse_id, utcnow
 from servicekit.errors import Conflict, NotFound
 from servicekit.outbox import Outbox
 from servicekit.pagination import PageQuerySchema, keyset_page, load_query
 from servicekit.passwords import hash_password
+from servicekit.rpc import rpc
 from servicekit.schemas import load
 
 from .dependencies import AdminAccount
@@ -42,12 +42,25 @@ class UsersService(base.DomainService):
 
     @rpc
     def get(self, user_id):
-        return user_schema.dump(self._get(user_id))
+        row = (
+            self.db.reads.execute(by_primary_key(User), {"id": parse_id(user_id, "user")})
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"No user with id {user_id!r}.")
+        return user_schema.dump(row)
 
     @rpc
     def get_by_email(self, email_address):
-        user = self.db.session.scalar(
-            select(User).where(func.lower(User.email_address) == str(email_address).lower())
+        user = (
+            self.db.reads.execute(
+                select(User.__table__).where(
+                    func.lower(User.email_address) == str(email_address).lower()
+                )
+            )
+            .mappings()
+            .first()
         )
         if user is None:
             raise NotFound("No user with that email address.")
@@ -58,8 +71,8 @@ class UsersService(base.DomainService):
         """One page, newest first: ``{"items": [...], "nextCursor": str | None}``."""
         query = load_query(PageQuerySchema(), {"limit": limit, "cursor": cursor})
         users, next_cursor = keyset_page(
-            self.db.session,
-            select(User),
+            self.db.reads,
+            select(User.__table__),
             User,
             limit=query["limit"],
             cursor=query["cursor"],
@@ -72,7 +85,7 @@ class UsersService(base.DomainService):
         """Change only the fields sent; a new password is hashed here."""
         fields = load(user_schema, payload, partial=True)
         session = self.db.session
-        user = self._get(user_id, for_update=True)
+        user = self._get(session, user_id, for_update=True)
         password = fields.pop("password", None)
         for name, value in fields.items():
             setattr(user, name, value)
@@ -88,20 +101,20 @@ class UsersService(base.DomainService):
     @rpc
     def delete(self, user_id):
         session = self.db.session
-        user = self._get(user_id, for_update=True)
+        user = self._get(session, user_id, for_update=True)
         result = user_schema.dump(user)
         session.delete(user)
         self.outbox.add(session, "user_deleted", user.id, result)
         session.commit()
         return result
 
-    def _get(self, user_id, for_update=False):
+    def _get(self, session, user_id, for_update=False):
         query = select(User).where(User.id == parse_id(user_id, "user"))
         if for_update:
             # Serialises concurrent changes of one user, so its events leave
             # the outbox in the order the changes were made.
             query = query.with_for_update()
-        user = self.db.session.scalar(query)
+        user = session.scalar(query)
         if user is None:
             raise NotFound(f"No user with id {user_id!r}.")
         return user

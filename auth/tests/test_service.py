@@ -13,7 +13,8 @@ from servicekit.errors import InvalidCredentials, TooManyRequests, ValidationErr
 from servicekit.passwords import hash_password
 from servicekit.tokens import verify_token
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# Recent: revocations are listed for JWT_TTL_SECONDS (a day) after they happen.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 
 
 def user_event(user_id, *, at, email="reader@example.com", role="regular", password=None):
@@ -103,6 +104,18 @@ def test_role_change_is_listed_for_gateways(auth):
     auth.deliver("user_added", user_event(user_id, at=T0, password="pw pw pw"))
     auth.deliver("user_updated", user_event(user_id, at=T0 + timedelta(seconds=1), role="admin"))
     assert auth.revocations() == {"deleted": [], "roles": {str(user_id): "admin"}}
+
+
+def test_revocations_older_than_a_token_lifetime_are_not_listed(auth):
+    deleted, promoted = uuid.uuid4(), uuid.uuid4()
+    two_days_ago = T0 - timedelta(days=2)
+    auth.deliver("user_deleted", user_event(deleted, at=two_days_ago))
+    auth.deliver("user_added", user_event(promoted, at=two_days_ago, password="pw pw pw"))
+    auth.deliver(
+        "user_updated", user_event(promoted, at=two_days_ago + timedelta(seconds=1), role="admin")
+    )
+    # Every token issued before these changes has expired: nothing to refuse.
+    assert auth.revocations() == {"deleted": [], "roles": {}}
 
 
 def test_malformed_input_is_refused_with_a_clear_error(auth):

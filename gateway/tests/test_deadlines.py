@@ -28,7 +28,8 @@ class SlowUsers:
 
 @pytest.fixture
 def gateway(config, container_factory):
-    config = {**config, "RPC_TIMEOUT_SECONDS": 0.5}
+    # Without the read cache: every request here must reach the service.
+    config = {**config, "RPC_TIMEOUT_SECONDS": 0.5, "CACHE_MAX_ENTRIES": 0}
     container = container_factory(GatewayService, config)
     container.start()
     return config

@@ -1,0 +1,428 @@
+"""``make bench`` (``python -m bench``): how fast the backend is, as ratios
+taken within one run.
+
+    make bench                                        # about 4 minutes on 2 cores
+    make bench BENCH_ARGS="--rounds 5 --seconds 10"   # steadier, slower
+    .venv/bin/python -m bench --help
+
+The bench starts a stack of its own: a scratch RabbitMQ vhost, scratch
+databases ``bench_<service>`` (articles seeded with COPY: 1,000 rows, then
+1,000,000), an SMTP sink in this process, and each service as its own
+``nameko run`` process: two gateway copies sharing one port (``--port``, read
+cache on) and one more on ``--cold-port`` with the read cache off, plus the
+bench variants of ``bench/stack.py``. It removes all of it at the end, also
+on Ctrl-C or failure. The services' logs of the last run are in
+``bench/results/logs/``.
+
+Reading the table. Absolute req/s and latencies drift with whatever else the
+machine does, so every target is a ratio (or a percentile) against a
+reference taken in the same run, and the wrk figures are interleaved in
+rounds (the medians are shown) so that drift hits them alike. ``checked`` is
+the number a target applies to, ``what`` says what it is, ``met`` whether the
+target is; rows without a target are there to explain the others.
+
+- ``ceiling``: a trivial gateway route, no RPC: what one gateway copy can do
+  at all. ``rpc_echo``: the same plus one empty RPC.
+- ``read_hot``/``list_hot``: one of 10 articles, and the first list page, on
+  one gateway copy. ``read_hot_all``/``list_hot_all``: the same on both
+  copies of the shared port, against ``ceiling_phase2``: the ceiling of one
+  copy again (on the cache-off gateway, the same code), in the same rounds.
+- ``read_cold``: 100,000 distinct articles on the cache-off gateway.
+- ``list_deep``: a page 900,000 rows deep in 1,000,000 against the first page
+  when the table had 1,000 rows (p50 of 200 sequential requests), each
+  counted in empty RPCs taken in turn with it, since the two are a minute
+  apart; the row below compares the deep page with the first page taken in
+  turn with it, which drift cannot skew either.
+- ``write``: ``POST /api/articles`` with wrk; ``notification_lag``: from an
+  article's ``createdDate`` to its mail at the sink, 50 articles/s.
+- ``staleness``: after a PUT, until every gateway copy serves the new version.
+- ``rss``: each process's resident memory at the end ÷ once it had served
+  one request of each kind.
+
+The same figures, every wrk run, the machine and the settings are in
+``bench/results/latest.json`` (and a copy named by the time). The bench
+asserts nothing: it exits 0 when it could run the stack, whatever the
+figures, and 1 with one line saying why when it could not.
+"""
+
+import argparse
+import http.client
+import os
+import signal
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from servicekit.bootstrap import check_broker, check_postgres
+from servicekit.config import database_url, load_config
+
+from . import load, measures, report
+from .client import Client, client_on_copy
+from .data import SeededArticles
+from .infra import (
+    CannotRun,
+    bootstrap,
+    drop_databases,
+    find_wrk,
+    refuse_busy_ports,
+    scratch_database_urls,
+    scratch_vhost,
+    without_password,
+)
+from .mail import MailSink
+from .processes import ServiceGroup, connection_owners
+
+FIRST_ROWS = 1_000
+HOT_IDS = 10
+COLD_IDS = 100_000
+STALENESS_TRIALS = 100
+LIST_REQUESTS = 200
+FIRST_PAGE = "/api/articles?limit=20"
+ECHO = "/bench/echo"
+DEEP_FRACTION = 0.9  # list_deep's cursor: this far down the table
+STARTUP_TIMEOUT = 120
+LOG_DIR = report.RESULTS_DIR / "logs"
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--port", type=int, default=8180, help="the two cache-on gateways")
+    parser.add_argument("--cold-port", type=int, default=8181, help="the cache-off gateway")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="articles for the deep page")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the wrk figures")
+    parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=20, help="wrk connections")
+    parser.add_argument("--write-seconds", type=int, default=3, help="length of the write run")
+    parser.add_argument("--lag-rate", type=float, default=50.0, help="articles/s for the lag")
+    parser.add_argument("--lag-seconds", type=float, default=10.0, help="how long to post them")
+    return parser.parse_args()
+
+
+class Progress:
+    """One line per step on stderr, with the time since the start."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+
+    def __call__(self, message):
+        minutes, seconds = divmod(int(time.monotonic() - self.started), 60)
+        print(f"bench [{minutes}:{seconds:02d}] {message}", file=sys.stderr, flush=True)
+
+
+def main():
+    args = parse_args()
+    progress = Progress()
+    started = datetime.now(UTC)
+    # SIGTERM as Ctrl-C: either way the stack is removed before we exit. And
+    # SIGINT handled even when started in the background (which ignores it,
+    # and so would the services, which are stopped with it).
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+    try:
+        results = Bench(args, progress).run()
+    except CannotRun as exc:
+        print(f"bench: cannot run the stack: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; the stack is removed", file=sys.stderr)
+        return 130
+    results["started"] = started.isoformat(timespec="seconds")
+    results["wall_seconds"] = round(time.monotonic() - progress.started, 1)
+    results["checks"] = [check.evaluate(results["figures"]) for check in report.CHECKS]
+    path = report.write_json(results)
+    print(report.render(results, path))
+    return 0
+
+
+@contextmanager
+def cleanup_at_exit():
+    """An ExitStack whose cleanup a second Ctrl-C cannot cut short: stopping
+    the services, dropping the databases and the vhost take a few seconds."""
+    with ExitStack() as stack:
+        try:
+            yield stack
+        finally:
+            print("bench: stopping the stack and removing its data", file=sys.stderr, flush=True)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.default_int_handler)
+
+
+class Bench:
+    """One run, phase by phase; ``figures`` fills as it goes."""
+
+    def __init__(self, args, progress):
+        self.args = args
+        self.progress = progress
+        self.wrk = load.Wrk(find_wrk(), args.threads, args.connections, args.seconds)
+        self.cached_url = f"http://127.0.0.1:{args.port}"
+        self.uncached_url = f"http://127.0.0.1:{args.cold_port}"
+        self.figures = {}
+        self.idle_mb = {}
+        self.load_at_start = os.getloadavg()[0]  # others' work on the machine skews the figures
+
+    def run(self):
+        refuse_busy_ports(self.args.port, self.args.cold_port)
+        config = load_config()  # the user's settings: where RabbitMQ and PostgreSQL are
+        check_reachable(config)
+        with cleanup_at_exit() as cleanup:
+            self.start_stack(cleanup, config)
+            self.measure_list_deep()
+            self.pick_articles()
+            one_copy = ("ceiling", "rpc_echo", "read_hot", "list_hot", "read_cold")
+            self.measure_rounds("one gateway copy", one_copy)
+            self.start_second_copy()
+            two_copies = ("ceiling_phase2", "read_hot_all", "list_hot_all")
+            self.measure_rounds("two gateway copies", two_copies)
+            self.measure_staleness()
+            self.measure_writes()
+            self.services.check_running()
+            self.figures["rss"] = measures.memory(self.idle_mb, self.services.rss_mb())
+            machine = report.machine(self.wrk.path, self.db_urls["articles"], self.amqp_uri)
+            machine["load_average_start"] = self.load_at_start
+        settings = {"wrk": self.wrk.describe(), **vars(self.args)}
+        return {"machine": machine, "settings": settings, "figures": self.figures}
+
+    def start_stack(self, cleanup, config):
+        """The vhost, the databases with the first rows, the mail sink and the
+        services; each removed again by ``cleanup``."""
+        args = self.args
+        self.amqp_uri = cleanup.enter_context(
+            scratch_vhost(config["AMQP_URI"], f"bench_{os.getpid()}")
+        )
+        self.sink = cleanup.enter_context(MailSink())
+        self.db_urls = scratch_database_urls(config)
+        drop_databases(self.db_urls)  # left over by a run that was killed
+        cleanup.callback(drop_databases, self.db_urls)
+        # This process reads config.yml as the services do: the same environment.
+        os.environ.update(stack_environment(self.amqp_uri, self.db_urls, self.sink, args.port))
+        self.config = load_config()
+        self.progress("creating and migrating the bench databases")
+        bootstrap(os.environ)
+        self.articles = SeededArticles(self.db_urls["articles"])
+        cleanup.callback(self.articles.close)
+        self.articles.grow_to(FIRST_ROWS)
+        self.workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+
+        self.progress("starting the services")
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.services = ServiceGroup(os.environ, LOG_DIR)
+        cleanup.callback(self.services.stop)
+        for name in ("events", "users", "auth", "notification"):
+            self.services.start(name, f"{name}.service")
+        self.services.start("articles", "bench.stack:BenchArticles")
+        self.services.start("gateway_1", "bench.stack:BenchGateway")
+        self.services.start(
+            "gateway_uncached",
+            "bench.stack:BenchGateway",
+            GATEWAY_PORT=str(args.cold_port),
+            CACHE_MAX_ENTRIES="0",
+        )
+        for port in (args.port, args.cold_port):
+            wait_healthy(self.services, port)
+        self.token = admin_token(self.services, args.port, self.config)
+
+    def measure_list_deep(self):
+        """The first page at 1,000 rows; the table grown; a page deep in it.
+        Each list page takes turns with ``/bench/echo`` (one empty RPC), and
+        is counted in echoes: the two phases are a minute apart, and the
+        machine may be busier in the second (loading a million rows leaves
+        PostgreSQL writing for a while); the echo drifts with it. Memory is
+        taken as idle in between, once every kind of request was served."""
+        uncached = Client(self.args.cold_port, self.token)
+        self.progress(f"list_deep: the first page at {FIRST_ROWS:,} rows")
+        first_page, echo_then = measures.sequential(uncached, [FIRST_PAGE, ECHO], LIST_REQUESTS)
+        self.some_id = self.articles.sample_ids(1)[0]
+        for port in (self.args.port, self.args.cold_port):
+            client = Client(port, self.token)
+            serve_one_of_each(client, self.some_id)
+            client.close()
+        self.idle_mb = self.services.rss_mb()
+
+        rows = self.args.rows
+        self.progress(f"growing the articles to {rows:,} rows with COPY")
+        self.articles.grow_to(rows)
+        self.progress("list_deep: a deep page")
+        secret = self.config["JWT_SECRET"]
+        deep_cursor = self.articles.cursor_at(secret, int(rows * DEEP_FRACTION))
+        deep_page, echo_now, first_page_now = measures.sequential(
+            uncached, [f"{FIRST_PAGE}&cursor={deep_cursor}", ECHO, FIRST_PAGE], LIST_REQUESTS
+        )
+        uncached.close()
+        self.figures["list_deep"] = {
+            **deep_page,
+            "first_page": first_page,
+            "first_page_now": first_page_now,
+            "echo_then": echo_then,
+            "echo_now": echo_now,
+            "ratio": (deep_page["p50_ms"] / echo_now["p50_ms"])
+            / (first_page["p50_ms"] / echo_then["p50_ms"]),
+            "ratio_now": deep_page["p50_ms"] / first_page_now["p50_ms"],
+            "plan": self.articles.page_plan(secret, {"limit": 20, "cursor": deep_cursor}),
+        }
+
+    def pick_articles(self):
+        """The hot set (read once, on the one gateway copy so far), the cold
+        ids and the articles the staleness trials update."""
+        sample = self.articles.sample_ids(HOT_IDS + STALENESS_TRIALS + COLD_IDS)
+        self.hot_ids = sample[:HOT_IDS]
+        self.staleness_ids = sample[HOT_IDS : HOT_IDS + STALENESS_TRIALS]
+        self.hot_file = self.workdir / "hot.txt"
+        self.hot_file.write_text("\n".join(self.hot_ids) + "\n")
+        self.cold_file = self.workdir / "cold.txt"
+        self.cold_file.write_text("\n".join(sample[HOT_IDS + STALENESS_TRIALS :]) + "\n")
+        client = Client(self.args.port)
+        read_each(client, self.hot_ids)
+        client.close()
+
+    def wrk_targets(self):
+        """What each wrk figure loads."""
+        cached, uncached, split = self.cached_url, self.uncached_url, self.connections_per_copy
+        return {
+            "ceiling": load.Target(f"{cached}/bench/ceiling"),
+            "rpc_echo": load.Target(f"{cached}/bench/echo"),
+            "read_hot": load.Target(f"{cached}/api/articles/", self.hot_file),
+            "list_hot": load.Target(cached + FIRST_PAGE),
+            "read_cold": load.Target(f"{uncached}/api/articles/", self.cold_file),
+            # With two copies on the cached port; the ceiling of one copy again
+            # in the same rounds, as their reference.
+            "ceiling_phase2": load.Target(f"{uncached}/bench/ceiling"),
+            "read_hot_all": load.Target(f"{cached}/api/articles/", self.hot_file, split),
+            "list_hot_all": load.Target(cached + FIRST_PAGE, watch=split),
+        }
+
+    def measure_rounds(self, title, names):
+        self.progress(f"{title}: {', '.join(names)}")
+        targets = {name: self.wrk_targets()[name] for name in names}
+        self.figures.update(load.interleaved(self.wrk, targets, self.args.rounds, self.progress))
+        self.services.check_running()
+
+    def start_second_copy(self):
+        """A second gateway on the same port; up once it served a connection
+        of its own, which then makes one request of each kind and reads the hot set."""
+        self.progress("starting a second gateway copy on the same port")
+        second = self.services.start("gateway_2", "bench.stack:BenchGateway")
+        self.copies = {"gateway_1": self.services["gateway_1"].pid, "gateway_2": second.pid}
+        client = client_on_copy(
+            self.args.port, second.pid, list(self.copies.values()), STARTUP_TIMEOUT
+        )
+        client.token = self.token
+        serve_one_of_each(client, self.some_id)
+        self.idle_mb["gateway_2"] = second.rss_mb()
+        read_each(client, self.hot_ids)
+        client.close()
+
+    def measure_staleness(self):
+        self.progress(f"staleness: {STALENESS_TRIALS} updates read through both copies")
+        self.figures["staleness"] = measures.staleness(
+            self.args.port, self.token, self.staleness_ids, self.copies
+        )
+
+    def connections_per_copy(self):
+        owners = list(connection_owners(self.args.port, self.copies.values()).values())
+        return {name: owners.count(pid) for name, pid in self.copies.items()}
+
+    def measure_writes(self):
+        """The lag first, on a quiet notification service; then the wrk burst,
+        whose mails are waited for."""
+        args = self.args
+        self.progress(f"notification_lag: {args.lag_rate:g} articles/s for {args.lag_seconds:g} s")
+        self.figures["notification_lag"] = measures.notification_lag(
+            args.port, self.token, self.sink, args.lag_rate, args.lag_seconds
+        )
+        self.progress("write: POST /api/articles with wrk, then its mails")
+        self.figures["write"] = measures.write_burst(
+            self.wrk,
+            f"{self.cached_url}/api/articles",
+            self.token,
+            self.articles,
+            self.sink,
+            args.write_seconds,
+        )
+
+
+def check_reachable(config):
+    try:
+        check_broker(config["AMQP_URI"])
+    except Exception as exc:
+        uri = without_password(config["AMQP_URI"])
+        raise CannotRun(f"RabbitMQ at {uri} does not answer: {exc}") from None
+    try:
+        check_postgres(database_url(config, "articles"))
+    except Exception as exc:
+        raise CannotRun(f"PostgreSQL does not answer: {exc}") from None
+
+
+def stack_environment(amqp_uri, db_urls, sink, port):
+    """What every service (and this process's ``load_config``) reads."""
+    return {
+        "AMQP_URI": amqp_uri,
+        **{f"{name.upper()}_DB_URL": url for name, url in db_urls.items()},
+        "GATEWAY_PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://localhost:{port}",
+        "SMTP_HOST": sink.host,
+        "SMTP_PORT": str(sink.port),
+        "SMTP_USER": "",
+        "SMTP_PASSWORD": "",
+        "SMTP_STARTTLS": "false",
+        "LOG_LEVEL": "WARNING",
+        # Stopping at the end should not take the production grace period.
+        "SHUTDOWN_GRACE_SECONDS": "5",
+    }
+
+
+def wait_healthy(services, port, timeout=STARTUP_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    client = Client(port, timeout=5)
+    while True:
+        services.check_running()
+        try:
+            if client.get("/health").status == 200:
+                client.close()
+                return
+        except (OSError, http.client.HTTPException):  # not listening yet
+            client.close()
+        if time.monotonic() > deadline:
+            raise CannotRun(f"GET /health on port {port} is not 200 after {timeout} s")
+        time.sleep(0.5)
+
+
+def admin_token(services, port, config, timeout=STARTUP_TIMEOUT):
+    """Log in as the seeded admin, whose credentials reach auth by event.
+
+    Gently: five failures lock the account for 30 s, so at most one try a
+    second, and a lock (429) is waited out.
+    """
+    client = Client(port)
+    credentials = {"emailAddress": config["ADMIN_EMAIL"], "password": config["ADMIN_PASSWORD"]}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        services.check_running()
+        response = client.request("POST", "/api/auth", credentials)
+        if response.status == 200:
+            client.close()
+            return response.body["token"]
+        retry_after = response.headers.get("Retry-After") if response.status == 429 else None
+        time.sleep(max(1.0, float(retry_after or 0)))
+    raise CannotRun(f"the admin {config['ADMIN_EMAIL']} could not log in within {timeout} s")
+
+
+def serve_one_of_each(client, article_id):
+    """One request of each kind the bench makes, before memory is taken as idle."""
+    for path in ("/bench/ceiling", "/bench/echo", f"/api/articles/{article_id}", FIRST_PAGE):
+        client.expect(200, "GET", path)
+    client.expect(201, "POST", "/api/articles", measures.new_article("Idle"))
+
+
+def read_each(client, article_ids):
+    for article_id in article_ids:
+        client.expect(200, "GET", f"/api/articles/{article_id}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Cache hits answered as soon as a request's headers are read.
+
+eventlet's HTTP server turns every request into a WSGI call: it parses the
+headers with the ``email`` package, builds the environ, and formats each
+response header on the way out. For a cache hit that work costs more than the
+answer itself. :class:`CachedReadProtocol` looks at each request first: a
+plain ``GET``/``HEAD`` whose headers have all arrived, and whose answer is in
+the read cache, is answered with the stored bytes there and then; the
+connection then waits for its next request. Anything else (a miss, a body,
+``Connection: close``, an escaped path, HTTP/1.0, the access log on) goes on
+to eventlet and the WSGI app unchanged, which answers hits too, only slower.
+"""
+
+import re
+import time
+from email.utils import formatdate
+
+from nameko.web.server import HttpOnlyProtocol
+
+from servicekit.logs import new_correlation_id
+
+from .cache import cache_key, etag_matches
+
+_SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+# Headers that call for eventlet's full handling.
+_NOT_PLAIN = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
+_HEADERS_WE_READ = frozenset((b"authorization", b"if-none-match", b"x-request-id", b"connection"))
+_SUFFIX = b" HTTP/1.1\r\n"
+
+
+class CachedReadProtocol(HttpOnlyProtocol):
+    """nameko's HTTP protocol, answering read-cache hits itself."""
+
+    def _read_request_line(self):
+        # Called for each request of a keep-alive connection: hits are
+        # answered here, and the next request line read, until one that is
+        # not a hit goes back to eventlet.
+        while True:
+            line = super()._read_request_line()
+            if not line or not self._answered_from_cache(line):
+                return line
+
+    def _answered_from_cache(self, line):
+        if line.startswith(b"GET "):
+            head = False
+        elif line.startswith(b"HEAD "):
+            head = True
+        else:
+            return False
+        if not line.endswith(_SUFFIX) or self.server.log_output:
+            return False
+        target = line[5 if head else 4 : -len(_SUFFIX)]
+        if not target.startswith(b"/") or b"%" in target or b" " in target:
+            return False
+        # The whole header block is already in the read buffer, or we leave.
+        buffered = self.rfile.peek()
+        if buffered.startswith(b"\r\n"):
+            block, consumed = b"", 2
+        else:
+            end = buffered.find(b"\r\n\r\n")
+            if end < 0:
+                return False
+            block, consumed = buffered[:end], end + 4
+        headers = _plain_headers(block)
+        if headers is None:
+            return False
+        connection = headers.get(b"connection", b"").lower()
+        if connection not in (b"", b"keep-alive"):
+            return False
+
+        wsgi_app = self.server.app
+        path, _, query = target.decode("latin-1").partition("?")
+        answer = wsgi_app.cache.lookup(cache_key(path, query), b"authorization" in headers)
+        if answer is None:
+            return False
+
+        self.rfile.read(consumed)
+        request_id = headers.get(b"x-request-id", b"")
+        if not _SAFE_REQUEST_ID.match(request_id):
+            request_id = new_correlation_id().encode()
+        etag = headers.get(b"if-none-match")
+        if etag is not None and etag_matches(etag.decode("latin-1"), answer.etag):
+            parts = [b"HTTP/1.1 304 Not Modified\r\n", answer.not_modified_head]
+            body = b""
+        else:
+            parts = [b"HTTP/1.1 200 OK\r\n", answer.head]
+            body = b"" if head else answer.body
+        parts += [b"X-Request-Id: ", request_id, b"\r\nDate: ", _http_date()]
+        if connection:
+            parts.append(b"\r\nConnection: keep-alive")
+        parts += [b"\r\n\r\n", body]
+        self.wfile.write(b"".join(parts))
+        self.wfile.flush()
+        return True
+
+
+def _plain_headers(block):
+    """The few headers we read, lower-cased names; ``None`` if the request
+    needs eventlet (a body, folded or malformed lines)."""
+    headers = {}
+    if not block:
+        return headers
+    for line in block.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon or not name or name[-1:] in b" \t" or line[:1] in b" \t":
+            return None
+        name = name.lower()
+        if name in _NOT_PLAIN:
+            return None
+        if name in _HEADERS_WE_READ:
+            value = value.strip(b" \t")
+            headers[name] = headers[name] + b"," + value if name in headers else value
+    return headers
+
+
+_date = [0, b""]
+
+
+def _http_date():
+    now = int(time.time())
+    if now != _date[0]:
+        _date[:] = [now, formatdate(now, usegmt=True).encode()]
+    return _date[1]
