@@ -1,6 +1,6 @@
 from sqlalchemy.orm import DeclarativeBase
 
-from servicekit.news import NewsItemMixin, TagIndexMixin, counter_column
+from news.models import NewsItemMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
 
 

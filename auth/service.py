@@ -9,12 +9,13 @@ from datetime import timedelta
 from marshmallow import ValidationError as MarshmallowError
 from sqlalchemy import func, select
 
-from servicekit import base
+from servicekit.base import ServiceBase
 from servicekit.db import Database, utcnow
+from servicekit.dead_letters import DeadLetters, dead_letter_rpcs
 from servicekit.errors import InvalidCredentials
 from servicekit.idempotency import MalformedEvent, claim_event
 from servicekit.passwords import verify_password
-from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
+from servicekit.retry import retrying_event_handler
 from servicekit.rpc import rpc
 from servicekit.schemas import load
 from servicekit.tokens import issue_token
@@ -25,7 +26,7 @@ from .models import Base, Credential, ProcessedEvent
 from .schemas import login_schema, user_event_schema
 
 
-class AuthService(base.DomainService):
+class AuthService(ServiceBase):
     name = "auth"
 
     db = Database(Base)
@@ -90,17 +91,21 @@ class AuthService(base.DomainService):
                 roles[str(user_id)] = role
         return {"deleted": deleted, "roles": roles}
 
-    @event_handler("users", "user_added")
+    @retrying_event_handler("users", "user_added")
     def on_user_added(self, payload):
         self._apply("user_added", payload)
 
-    @event_handler("users", "user_updated")
+    @retrying_event_handler("users", "user_updated")
     def on_user_updated(self, payload):
         self._apply("user_updated", payload)
 
-    @event_handler("users", "user_deleted")
+    @retrying_event_handler("users", "user_deleted")
     def on_user_deleted(self, payload):
         self._apply("user_deleted", payload)
+
+    @rpc
+    def health(self):
+        return self.db.health()
 
     def _apply(self, event_type, payload):
         try:

@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from articles.service import ArticlesService
+from articles.service import article_items
 from servicekit.db import make_engine
 from servicekit.pagination import encode_cursor
 
@@ -117,7 +117,7 @@ class SeededArticles:
         event.listen(self.engine, "before_cursor_execute", capture)
         try:
             with self.engine.connect() as connection:
-                ArticlesService.page(connection, secret, params)
+                article_items.list(connection, secret, params)
         finally:
             event.remove(self.engine, "before_cursor_execute", capture)
         statement, parameters = statements[-1]

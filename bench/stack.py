@@ -22,7 +22,7 @@ class BenchGateway(GatewayService):
     @http("GET", "/bench/echo")
     def bench_echo(self, request):
         # `rpc_echo`: exactly one empty RPC round trip on top of the ceiling.
-        return json_response(self.rpc.call("articles", "echo"))
+        return json_response(self.articles_rpc.echo())
 
 
 class BenchArticles(ArticlesService):

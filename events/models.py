@@ -1,7 +1,7 @@
 from sqlalchemy import DateTime
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
-from servicekit.news import NewsItemMixin, TagIndexMixin, counter_column
+from news.models import NewsItemMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
 
 

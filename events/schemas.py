@@ -3,8 +3,10 @@ from datetime import UTC, timedelta
 
 from marshmallow import ValidationError, fields, post_load
 
+from news.schemas import MetaCounters, NewsItemSchema, NewsListQuerySchema
 from servicekit.db import iso
-from servicekit.news import MetaCounters, NewsItemSchema, NewsListQuerySchema
+
+from .models import Event
 
 _DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 
@@ -48,4 +50,10 @@ class EventListQuerySchema(NewsListQuerySchema):
         return data
 
 
-event_schema = EventSchema()
+def event_date_range(query, params):
+    """``from``/``to`` of a list, on ``eventDate`` (news.items' ``filters``)."""
+    if params.get("date_from") is not None:
+        query = query.where(Event.event_date >= params["date_from"])
+    if params.get("date_to") is not None:
+        query = query.where(Event.event_date <= params["date_to"])
+    return query

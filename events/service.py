@@ -1,38 +1,56 @@
 """Events: local happenings, news items with an ``eventDate``.
 
 Every change is announced with ``event_added``/``event_updated``/
-``event_deleted`` through the outbox, committed with the change. The RPCs
-(create, get, list, update, delete, health) come from the shared
-:class:`~servicekit.news.NewsItemService`; events add their date and the
-``from``/``to`` filter of the list. Lists stay newest (created) first.
+``event_deleted`` through the outbox, committed with the change. Lists stay
+newest (created) first, and filter on ``eventDate`` with ``from``/``to``.
+What events share with articles lives in the ``news`` package.
 """
 
-from servicekit import news
+from news.items import NewsItems
+from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.outbox import Outbox
+from servicekit.rpc import rpc
 
 from .models import Base, Event, EventTag, OutboxMessage
-from .schemas import EventListQuerySchema, event_schema
+from .schemas import EventListQuerySchema, EventSchema, event_date_range
+
+event_items = NewsItems(
+    "event", Event, EventTag, EventSchema(), EventListQuerySchema(), filters=event_date_range
+)
 
 
-# The base is reached through its module: `nameko run events.service` starts
-# every class with entrypoints that it finds in this module's namespace.
-class EventsService(news.NewsItemService):
+class EventsService(ServiceBase):
     name = "events"
-    resource = "event"
-    model = Event
-    tag_model = EventTag
-    schema = event_schema
-    list_schema = EventListQuerySchema()
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage, Base)
+    outbox = Outbox(OutboxMessage)
 
-    @classmethod
-    def list_query(cls, params):
-        query, key = super().list_query(params)
-        if params.get("date_from") is not None:
-            query = query.where(Event.event_date >= params["date_from"])
-        if params.get("date_to") is not None:
-            query = query.where(Event.event_date <= params["date_to"])
-        return query, key
+    @rpc
+    def create(self, payload):
+        """Store a new event (``eventDate`` required; no offset means UTC)."""
+        return event_items.create(self.db.session, self.outbox, payload)
+
+    @rpc
+    def get(self, event_id):
+        return event_items.get(self.db.reads, event_id)
+
+    @rpc
+    def list(self, limit=None, cursor=None, **filters):
+        """A page, newest created first; ``filters``: ``tag``, and ``from``/``to``
+        on ``eventDate``, both included (from the shell: ``**{"from": "2026-07-01"}``)."""
+        params = {"limit": limit, "cursor": cursor, **filters}
+        return event_items.list(self.db.reads, self.config["JWT_SECRET"], params)
+
+    @rpc
+    def update(self, event_id, payload, expected_author=None):
+        """Change the fields sent; with ``expected_author``, only that author's event."""
+        return event_items.update(self.db.session, self.outbox, event_id, payload, expected_author)
+
+    @rpc
+    def delete(self, event_id, expected_author=None):
+        return event_items.delete(self.db.session, self.outbox, event_id, expected_author)
+
+    @rpc
+    def health(self):
+        return self.db.health()

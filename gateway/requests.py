@@ -34,8 +34,9 @@ def list_params(request, *names):
     return params
 
 
-def page_response(request, page, items, params):
-    """200 with the items and, when there is more, ``Link: <next>; rel="next"``.
+def page_response(request, page, params, items=None):
+    """200 with the page's items (or ``items``, as shown to the caller) and,
+    when there is more, ``Link: <next>; rel="next"``.
 
     The link is relative to the request (RFC 8288): the same answer serves
     every host name, and a client's ``Host`` header never ends up in a cached
@@ -45,4 +46,4 @@ def page_response(request, page, items, params):
     if page.get("nextCursor"):
         query = {**params, "cursor": page["nextCursor"]}
         headers["Link"] = f'<{request.path}?{urlencode(query)}>; rel="next"'
-    return json_response(items, headers=headers)
+    return json_response(page["items"] if items is None else items, headers=headers)

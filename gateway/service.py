@@ -5,17 +5,18 @@ rules, calls the domain services with deadlines and maps every failure to the
 contract's JSON errors.
 """
 
-from servicekit.config import SERVICE_NAMES, Settings
+from servicekit.base import ServiceBase
+from servicekit.config import SERVICE_NAMES
 from servicekit.errors import ServiceError
-from servicekit.logs import CorrelationId
 
-from . import content, users
+from . import articles, events, login, users
+from .authentication import Authenticator
 from .broadcast import broadcast
 from .cache import ReadCache
-from .dependencies import Authenticator, ServiceRpc
 from .errors import json_response
 from .http import http
 from .openapi import openapi_document
+from .rpc import ServiceRpc
 
 STATUS_WORDS = {"SERVICE_UNAVAILABLE": "unavailable", "GATEWAY_TIMEOUT": "timeout"}
 
@@ -24,25 +25,29 @@ def _health_status(reply):
     try:
         if isinstance(reply, Exception):
             raise reply
-        return reply.wait()
+        return reply.result()
     except ServiceError as exc:
         return STATUS_WORDS.get(exc.code, "error")
     except Exception:  # the service answered with a failure (its database?)
         return "error"
 
 
-# The route classes are reached through their modules: `nameko run` starts
-# every class with entrypoints that it finds in this module's namespace.
+# The routes of each resource are in the module named after it, reached
+# through the module: `nameko run` starts every class with entrypoints that
+# it finds in this module's namespace.
 class GatewayService(
-    users.UsersRoutes, users.AuthRoutes, content.ArticlesRoutes, content.EventsRoutes
+    ServiceBase, articles.ArticlesRoutes, events.EventsRoutes, users.UsersRoutes, login.LoginRoutes
 ):
     name = "gateway"
 
-    config = Settings()
-    correlation_id = CorrelationId()
-    rpc = ServiceRpc()
     auth = Authenticator()
     cache = ReadCache()
+
+    articles_rpc = ServiceRpc("articles")
+    events_rpc = ServiceRpc("events")
+    users_rpc = ServiceRpc("users")
+    auth_rpc = ServiceRpc("auth")
+    notification_rpc = ServiceRpc("notification")
 
     @http("GET", "/health")
     def health(self, request):
@@ -56,7 +61,7 @@ class GatewayService(
 
     def _ask_health(self, name):
         try:
-            return self.rpc.call_async(name, "health")
+            return getattr(self, f"{name}_rpc").health.call_async()
         except ServiceError as exc:
             return exc
 

@@ -1,4 +1,4 @@
-"""Routes of users and login."""
+"""Routes of users: public profiles; changes by an admin or the user itself."""
 
 from servicekit.errors import Forbidden
 
@@ -15,23 +15,25 @@ def shown_to(caller, user):
 
 
 class UsersRoutes:
+    # Reads are cached for anonymous callers only: with a token, the answer
+    # may carry an email address (per_caller, see gateway.cache).
+
     @http("GET", "/api/users", cached="users", per_caller=True)
     def list_users(self, request):
         caller = self.auth.caller(request, required=False)
         params = list_params(request)
-        page = self.rpc.call("users", "list", **params)
-        items = [shown_to(caller, user) for user in page["items"]]
-        return page_response(request, page, items, params)
+        page = self.users_rpc.list(**params)
+        return page_response(request, page, params, [shown_to(caller, u) for u in page["items"]])
 
     @http("GET", "/api/users/<user_id>", cached="users", per_caller=True)
     def get_user(self, request, user_id):
         caller = self.auth.caller(request, required=False)
-        return json_response(shown_to(caller, self.rpc.call("users", "get", user_id)))
+        return json_response(shown_to(caller, self.users_rpc.get(user_id)))
 
     @http("POST", "/api/users")
     def create_user(self, request):
         self.auth.admin(request)
-        user = self.rpc.call("users", "create", read_json(request))
+        user = self.users_rpc.create(read_json(request))
         self.cache.invalidate("users", user["id"])
         return json_response(user, 201, {"Location": f"/api/users/{user['id']}"})
 
@@ -44,27 +46,13 @@ class UsersRoutes:
                 raise Forbidden("Only an admin or the user itself may change a user.")
             if "role" in body:
                 raise Forbidden("Only an admin may change a role.")
-        user = self.rpc.call("users", "update", user_id, body)
+        user = self.users_rpc.update(user_id, body)
         self.cache.invalidate("users", user_id)
         return json_response(user)
 
     @http("DELETE", "/api/users/<user_id>")
     def delete_user(self, request, user_id):
         self.auth.admin(request)
-        user = self.rpc.call("users", "delete", user_id)
+        user = self.users_rpc.delete(user_id)
         self.cache.invalidate("users", user_id)
         return json_response(user)
-
-
-class AuthRoutes:
-    @http("POST", "/api/auth")
-    def login(self, request):
-        body = read_json(request)
-        result = self.rpc.call(
-            "auth",
-            "login",
-            body.get("emailAddress"),
-            body.get("password"),
-            client=request.remote_addr,
-        )
-        return json_response(result)

@@ -6,10 +6,12 @@ the mail. An SMTP failure rolls back and raises, so the event comes back with
 a growing delay (servicekit.retry) and is parked after the last try.
 """
 
-from servicekit import base
+from servicekit.base import ServiceBase
 from servicekit.db import Database
+from servicekit.dead_letters import DeadLetters, dead_letter_rpcs
 from servicekit.idempotency import claim_event
-from servicekit.retry import DeadLetters, dead_letter_rpcs, event_handler
+from servicekit.retry import retrying_event_handler
+from servicekit.rpc import rpc
 
 from .dependencies import Smtp
 from .emails import new_article_email
@@ -17,7 +19,7 @@ from .models import Base, ProcessedEvent
 from .schemas import load_article_added
 
 
-class NotificationService(base.DomainService):
+class NotificationService(ServiceBase):
     name = "notification"
 
     db = Database(Base)
@@ -27,7 +29,7 @@ class NotificationService(base.DomainService):
     # Operators: n.rpc.notification.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
 
-    @event_handler("articles", "article_added")
+    @retrying_event_handler("articles", "article_added")
     def on_article_added(self, payload):
         event = load_article_added(payload)
         session = self.db.session
@@ -49,3 +51,7 @@ class NotificationService(base.DomainService):
         # A crash right here mails twice on redelivery (at least once, never
         # zero times); the Message-ID is the same both times.
         session.commit()
+
+    @rpc
+    def health(self):
+        return self.db.health()

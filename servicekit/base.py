@@ -1,27 +1,18 @@
-"""What every domain service has, declared once.
+"""What every service process has, declared once."""
 
-Subclass it through the module (``from servicekit import base`` then
-``class UsersService(base.DomainService)``): ``nameko run users.service``
-starts every class with entrypoints found in the module's namespace.
-"""
-
-from sqlalchemy import select
-
-from .config import Settings
+from .config import CheckedConfig
 from .logs import CorrelationId
-from .rpc import rpc
+from .shutdown import GracefulShutdown
 
 
-class DomainService:
-    """A checked configuration, correlation ids in the logs, and ``health``.
+class ServiceBase:
+    """``self.config`` (checked when the service starts), the request's
+    correlation id in every log line, and a graceful stop bounded in time.
 
-    The subclass declares ``name`` and ``db`` (its own database).
+    No entrypoints here: each service lists its own RPCs and handlers (and
+    ``nameko run`` ignores a class without any, imported or not).
     """
 
-    config = Settings()
+    config = CheckedConfig()
     correlation_id = CorrelationId()
-
-    @rpc
-    def health(self):
-        self.db.reads.execute(select(1))
-        return "ok"
+    shutdown = GracefulShutdown()

@@ -12,8 +12,6 @@ import yaml
 from nameko.cli.main import setup_yaml_parser
 from nameko.extensions import DependencyProvider
 
-from .shutdown import GracefulShutdown
-
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,7 +21,9 @@ CONFIG_PATH = ROOT / "config.yml"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 DEV_ADMIN_PASSWORD = "Testing0*"
 
-SERVICE_NAMES = ("articles", "events", "users", "auth", "notification")
+# The domain services, in the order they are started. The gateway is not one:
+# it owns no data and no RPC queue, and runs in as many copies as wanted.
+SERVICE_NAMES = ("users", "auth", "articles", "events", "notification")
 
 
 class ConfigError(Exception):
@@ -36,8 +36,14 @@ def load_config(path=None):
         return yaml.safe_load(fh)
 
 
+def database_key(service_name):
+    """Where ``DB_URIS`` (nameko-sqlalchemy's setting) holds a service's
+    database: every service's models have one declarative base, ``Base``."""
+    return f"{service_name}:Base"
+
+
 def database_url(config, service_name):
-    return config["DB_URIS"][f"{service_name}:Base"]
+    return config["DB_URIS"][database_key(service_name)]
 
 
 def check_config(config):
@@ -54,17 +60,12 @@ def check_config(config):
         raise ConfigError("APP_ENV=production: set ADMIN_PASSWORD to a password of your own.")
 
 
-class Settings(DependencyProvider):
-    """The container's config, checked once when the service starts.
+class CheckedConfig(DependencyProvider):
+    """``self.config``: nameko's ``Config``, checked once when the service starts.
 
     A refused configuration stops ``nameko run`` with the reason instead of
     serving requests with a known secret.
-
-    It also carries the service's graceful stop (:mod:`servicekit.shutdown`):
-    every service declares ``Settings``, so every service gets it.
     """
-
-    shutdown = GracefulShutdown()
 
     def setup(self):
         try:

@@ -5,24 +5,19 @@ import uuid
 from datetime import UTC, datetime
 from functools import cache
 
-from nameko_sqlalchemy.database import DB_URIS_KEY, DatabaseWrapper, Session
 from nameko_sqlalchemy.database import Database as _Database
+from nameko_sqlalchemy.database import DatabaseWrapper, Session
 from sqlalchemy import DateTime, Uuid, bindparam, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.orm import DeclarativeBase, mapped_column, sessionmaker
+from sqlalchemy.orm import mapped_column, sessionmaker
 
+from .config import database_url
 from .errors import NotFound
 
 ENGINE_OPTIONS = {"pool_size": 5, "max_overflow": 5}
 # A pooled connection idle for longer is checked before use (see ping_when_idle).
 PING_AFTER_IDLE_SECONDS = 5.0
-
-
-class Base(DeclarativeBase):
-    """Marker only; each service declares its own ``Base`` (own database)."""
-
-    __abstract__ = True
 
 
 def engine_url(url):
@@ -85,8 +80,7 @@ class Database(_Database):
         super().__init__(declarative_base, engine_options=ENGINE_OPTIONS)
 
     def setup(self):
-        key = f"{self.container.service_name}:{self.declarative_base.__name__}"
-        self.db_uri = self.container.config[DB_URIS_KEY][key]
+        self.db_uri = database_url(self.container.config, self.container.service_name)
         self.engine = make_engine(self.db_uri)
         self.Session = sessionmaker(bind=self.engine, class_=Session)
         # Autocommit: nothing to roll back when a connection goes back either.
@@ -122,6 +116,11 @@ class _WorkerDatabase(DatabaseWrapper):
         super().close()
         if self._reads is not None:
             self._reads.close()
+
+    def health(self):
+        """``"ok"`` once the database answers; it raises otherwise."""
+        self.reads.execute(select(1))
+        return "ok"
 
 
 @cache

@@ -7,15 +7,13 @@ variables as the service), never from autogenerate at run time.
 
 import logging
 
-import sqlalchemy as sa
-from alembic import command, context, op
+from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from .config import ROOT, SERVICE_NAMES, database_url, load_config
+from .config import ROOT, database_url, load_config
 from .db import make_engine
 
 log = logging.getLogger(__name__)
@@ -79,44 +77,3 @@ def migrate(service_name, url=None):
     url = url or database_url(load_config(), service_name)
     create_database(url)
     command.upgrade(alembic_config(service_name, url), "head")
-
-
-def migrate_all(config=None):
-    config = config or load_config()
-    for service_name in SERVICE_NAMES:
-        migrate(service_name, database_url(config, service_name))
-
-
-# Tables of the shared mechanisms, created by each service's own migration.
-
-
-def create_outbox_table():
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("event_type", sa.String(length=64), nullable=False),
-        sa.Column("aggregate_id", sa.String(length=64), nullable=False),
-        sa.Column("payload", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("headers", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-    )
-    op.create_index(
-        "ix_outbox_unpublished",
-        "outbox",
-        ["aggregate_id", "id"],
-        postgresql_where=sa.text("published_at IS NULL"),
-    )
-
-
-def create_processed_events_table():
-    op.create_table(
-        "processed_events",
-        sa.Column("event_id", sa.Uuid(), nullable=False),
-        sa.Column("handler", sa.String(length=100), nullable=False),
-        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("event_id", "handler"),
-    )

@@ -28,6 +28,7 @@ from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from .config import database_url
 from .db import iso, make_engine, utcnow
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,11 @@ FOR UPDATE SKIP LOCKED
 class Outbox(DependencyProvider, HeaderEncoder):
     """``self.outbox.add(session, event_type, aggregate_id, data)`` in a worker.
 
-    ``Outbox(OutboxMessage, Base)``: the service's outbox model and the
-    declarative base whose database (``DB_URIS``) holds it.
+    ``Outbox(OutboxMessage)``: the service's outbox model, in its database.
     """
 
-    def __init__(self, model, base, sweep_interval=SWEEP_INTERVAL_SECONDS):
+    def __init__(self, model, sweep_interval=SWEEP_INTERVAL_SECONDS):
         self.model = model
-        self.base = base
         self.sweep_interval = sweep_interval
         self._added = WeakKeyDictionary()
         self._sweeper = None
@@ -100,8 +99,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
     def setup(self):
         config = self.container.config
         service_name = self.container.service_name
-        url = config["DB_URIS"][f"{service_name}:{self.base.__name__}"]
-        self.engine = make_engine(url)
+        self.engine = make_engine(database_url(config, service_name))
         self.exchange = get_event_exchange(service_name, config)
         # retry=False: no retry policy; the sweeper publishes the row once the
         # broker is back. (kombu still tries to connect for up to 4 s.)

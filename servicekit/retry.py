@@ -1,13 +1,14 @@
 """Event handlers that retry with a growing delay, on the broker, then park.
 
-``@event_handler("articles", "article_added")`` is nameko's handler, on the
-same durable queue (``evt-<source>-<type>--<service>.<method>``), with one
-difference: a message whose handler raises is not dropped. It is republished
+``@retrying_event_handler("articles", "article_added")`` is nameko's
+``@event_handler``, on the same durable queue
+(``evt-<source>-<type>--<service>.<method>``), with one difference: a
+message whose handler raises is not dropped. It is republished
 to a wait queue, ``<queue>.retry.<delay in ms>``, whose TTL dead-letters it
 back to the handler's queue when the delay is over. After the last delay, or
 at once for an error listed in ``no_retry``, it is parked in ``<queue>.dead``
 with its error, where an operator lists, replays or discards it
-(:class:`DeadLetters`, :func:`dead_letter_rpcs`).
+(:mod:`servicekit.dead_letters`).
 
 No worker sleeps, and one delay per wait queue means messages expire in the
 order they entered (no head-of-line blocking). The original is acked only
@@ -16,19 +17,15 @@ once the broker has confirmed its copy; if republishing fails it is requeued.
 
 import logging
 import uuid
-from contextlib import closing
-from itertools import islice
 
-from kombu import Connection, Queue
+from kombu import Queue
 from kombu.common import maybe_declare
 from nameko.amqp.publish import Publisher, get_connection
 from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.events import EventHandler
-from nameko.extensions import DependencyProvider
 
 from .db import iso, utcnow
 from .idempotency import MalformedEvent
-from .rpc import rpc
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +113,7 @@ def republish(publisher, message, queue_name, headers, **properties):
     )
 
 
-def _confirming_publisher(amqp_uri):
+def confirming_publisher(amqp_uri):
     # mandatory: a missing queue raises instead of dropping the copy.
     return Publisher(amqp_uri, use_confirms=True, delivery_mode=PERSISTENT, mandatory=True)
 
@@ -149,7 +146,7 @@ class RetryingEventHandler(EventHandler):
         with get_connection(config[AMQP_URI_CONFIG_KEY]) as conn:
             for queue in [*self.wait_queues, self.dead_queue]:
                 maybe_declare(queue, conn.default_channel)
-        self.publisher = _confirming_publisher(config[AMQP_URI_CONFIG_KEY])
+        self.publisher = confirming_publisher(config[AMQP_URI_CONFIG_KEY])
 
     def unpack_message_headers(self, message):
         # Bookkeeping headers stay out of the context data, which nameko
@@ -205,106 +202,4 @@ class RetryingEventHandler(EventHandler):
         )
 
 
-event_handler = RetryingEventHandler.decorator
-
-
-class DeadLetters(DependencyProvider):
-    """The service's parked messages, for operators.
-
-    ``list(limit)`` describes them; ``replay(message_id=None)`` sends them
-    back to their handler with the attempt counter reset, and
-    ``discard(message_id=None)`` deletes them (``None``: all).
-    """
-
-    def setup(self):
-        self.amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
-        self.publisher = _confirming_publisher(self.amqp_uri)
-
-    def get_dependency(self, worker_ctx):
-        return self
-
-    def list(self, limit=100):
-        with closing(self._parked()) as parked:
-            return [describe(handler, msg) for handler, msg in islice(parked, int(limit))]
-
-    def replay(self, message_id=None):
-        count = 0
-        with closing(self._parked(message_id)) as parked:
-            for handler, message in parked:
-                republish(
-                    self.publisher, message, handler.queue.name, clean_headers(message.headers)
-                )
-                message.ack()
-                count += 1
-        log.info("replayed %d parked message(s)", count)
-        return count
-
-    def discard(self, message_id=None):
-        count = 0
-        with closing(self._parked(message_id)) as parked:
-            for _, message in parked:
-                message.ack()
-                count += 1
-        log.warning("discarded %d parked message(s)", count)
-        return count
-
-    def _handlers(self):
-        return [ep for ep in self.container.entrypoints if isinstance(ep, RetryingEventHandler)]
-
-    def _parked(self, message_id=None):
-        """``(handler, message)`` for each parked message (with ``message_id``).
-
-        Messages are fetched unacked; those neither acked nor replayed go back
-        to their queue, in order, when the channel closes.
-        """
-        with Connection(self.amqp_uri) as conn, conn.channel() as channel:
-            for handler in self._handlers():
-                queue = handler.dead_queue(channel)
-                # Only what is parked now: a replayed message that fails again
-                # and is parked during this loop waits for the next call.
-                for _ in range(queue.queue_declare().message_count):
-                    message = queue.get(no_ack=False)
-                    if message is None:
-                        break
-                    if message_id in (None, message.properties.get("message_id")):
-                        yield handler, message
-
-
-def describe(handler, message):
-    headers = message.headers
-    return {
-        "id": message.properties.get("message_id"),
-        "sourceService": handler.source_service,
-        "eventType": handler.event_type,
-        "queue": handler.queue.name,
-        "attempts": attempt_of(message) + 1,
-        "lastError": headers.get(ERROR_HEADER),
-        "parkedAt": headers.get(PARKED_AT_HEADER),
-    }
-
-
-def dead_letter_rpcs():
-    """The operator RPCs, for a service with ``dead_letters = DeadLetters()``::
-
-        dead_letters = DeadLetters()
-        dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
-
-    then ``n.rpc.<service>.dead_letters_list()``, ``.dead_letters_replay(id)``,
-    ``.dead_letters_discard(id)`` (no id: every parked message). Functions,
-    not a base class: ``nameko run <module>`` takes every class with
-    entrypoints in the module for a service, and would take a mixin too.
-    """
-
-    @rpc
-    def dead_letters_list(self, limit=100):
-        return self.dead_letters.list(limit)
-
-    @rpc
-    def dead_letters_replay(self, message_id=None):
-        return self.dead_letters.replay(message_id)
-
-    @rpc
-    def dead_letters_discard(self, message_id=None):
-        return self.dead_letters.discard(message_id)
-
-    return dead_letters_list, dead_letters_replay, dead_letters_discard
+retrying_event_handler = RetryingEventHandler.decorator

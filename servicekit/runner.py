@@ -16,9 +16,8 @@ import sys
 import time
 
 from .bootstrap import main as bootstrap
-from .config import ROOT, load_config
+from .config import ROOT, SERVICE_NAMES, load_config
 
-SERVICES = ("users", "auth", "articles", "events", "notification")
 STOP_GRACE_SECONDS = 15
 
 
@@ -69,7 +68,7 @@ def main():
         )
     copies = gateway_copies()
     bootstrap()
-    children = {service: start(service) for service in SERVICES}
+    children = {service: start(service) for service in SERVICE_NAMES}
     children.update({f"gateway-{n}": start("gateway") for n in range(1, copies + 1)})
     stopping = False
 

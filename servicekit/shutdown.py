@@ -7,8 +7,8 @@ Two gaps in nameko 2.14's graceful stop (``nameko run`` on SIGTERM):
   running. Their acks are then dropped, so a request that was answered (or an
   event that was handled) goes back to the broker and runs a second time.
   :class:`GracefulShutdown` stays registered with the ``QueueConsumer``, on a
-  private queue of its own, until the workers are done: it stops with the
-  other sub-extensions, after nameko waited for the workers.
+  private queue of its own, until the workers are done: it is a dependency,
+  and nameko stops dependencies after it waited for the workers.
 - That wait has no end: one hung worker (or a broker that is down) keeps the
   process alive for ever. Under ``nameko run``, SIGTERM now also starts a
   timer; after ``SHUTDOWN_GRACE_SECONDS`` (default 20) the process exits with
@@ -26,7 +26,7 @@ from eventlet import patcher
 from kombu import Queue
 from nameko.amqp.publish import Publisher
 from nameko.constants import AMQP_URI_CONFIG_KEY
-from nameko.extensions import Extension
+from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 
 GRACE_CONFIG_KEY = "SHUTDOWN_GRACE_SECONDS"
@@ -36,8 +36,8 @@ DEFAULT_GRACE_SECONDS = 20.0
 _sigterm_bounded = False
 
 
-class GracefulShutdown(Extension):
-    """Nest it in a dependency provider (``servicekit.config.Settings`` does)."""
+class GracefulShutdown(DependencyProvider):
+    """Declare it on every service: ``shutdown = GracefulShutdown()``."""
 
     queue_consumer = QueueConsumer()
 

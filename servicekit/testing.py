@@ -1,21 +1,27 @@
-"""Pytest fixtures shared by every service's tests (real broker and database).
+"""What every service's tests use: pytest fixtures on the real broker and
+databases, a running service with its proxy, and events read off the bus.
 
-Replacements for two fixtures that break on current libraries: nameko's
+The fixtures replace two that break on current libraries: nameko's
 ``web_session`` (werkzeug 3 removed ``url_join``) and nameko-sqlalchemy's
 ``db_connection`` (SQLAlchemy 2's ``drop_all`` needs ``bind``).
 """
 
+import contextlib
 import os
+import queue
 import socket
+import uuid
 
 import pytest
 import requests
+from kombu import Connection, Exchange, Queue
+from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from .config import SERVICE_NAMES, database_url, load_config
+from .config import SERVICE_NAMES, database_key, database_url, load_config
 from .db import make_engine
 from .migrations import create_database, drop_database, migrate
 
@@ -94,7 +100,7 @@ def config(rabbit_config, test_database_urls, clean_databases):
     """The project's config.yml, on a private vhost and the test databases."""
     cfg = load_config()
     cfg.update(rabbit_config)
-    cfg["DB_URIS"] = {f"{name}:Base": url for name, url in test_database_urls.items()}
+    cfg["DB_URIS"] = {database_key(name): url for name, url in test_database_urls.items()}
     cfg["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{_free_port()}"
     return cfg
 
@@ -163,3 +169,76 @@ def fast_teardown():
     """Replaces nameko's, which tells every consumer to stop before the
     containers are stopped: fine for ``kill()``, a hang for a graceful stop."""
     yield
+
+
+# Helpers for tests of a service on the real broker.
+
+
+@contextlib.contextmanager
+def running_service(container_factory, config, service_cls):
+    """``service_cls`` started in a container; yields an RPC proxy to it."""
+    container_factory(service_cls, config).start()
+    with ServiceRpcProxy(service_cls.name, config) as proxy:
+        yield proxy
+
+
+class EventTap:
+    def __init__(self, simple_queue):
+        self._queue = simple_queue
+
+    def take(self, count, timeout=5.0):
+        """The next ``count`` events as ``(event_type, payload)``, in order."""
+        events = []
+        for _ in range(count):
+            try:
+                message = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"{len(events)} of {count} events after {timeout} s") from None
+            message.ack()
+            events.append((message.delivery_info["routing_key"], message.payload))
+        return events
+
+    def assert_quiet(self, timeout=0.5):
+        """Nothing more arrives within ``timeout``."""
+        with contextlib.suppress(queue.Empty):
+            message = self._queue.get(timeout=timeout)
+            raise AssertionError(f"unexpected event {message.delivery_info['routing_key']}")
+
+
+@contextlib.contextmanager
+def event_tap(config, service_name):
+    """A private queue bound to ``<service_name>.events`` (every event type)
+    for the block: ``tap.take(3)`` reads what was published meanwhile."""
+    # Declared as nameko declares it, so whichever side comes first agrees.
+    exchange = Exchange(f"{service_name}.events", type="topic", durable=True, auto_delete=False)
+    tap_queue = Queue(
+        f"test-tap-{service_name}-{uuid.uuid4().hex}",
+        exchange=exchange,
+        routing_key="#",
+        exclusive=True,
+        auto_delete=True,
+    )
+    with Connection(config["AMQP_URI"]) as conn, conn.SimpleQueue(tap_queue) as simple_queue:
+        yield EventTap(simple_queue)
+
+
+def crud_events(proxy, config, resource, new_item, change):
+    """Create, update (with ``change``) and delete one item of a
+    news.items service; check that each was published, in order, as
+    ``<resource>_added``/``_updated``/``_deleted`` with the contract's
+    payload whose ``data`` is what the RPC returned. Returns the payloads."""
+    with event_tap(config, proxy.service_name) as tap:
+        created = proxy.create(new_item)
+        returned = [created, proxy.update(created["id"], change), proxy.delete(created["id"])]
+        published = tap.take(3)
+        tap.assert_quiet()
+
+    kinds = [f"{resource}_{step}" for step in ("added", "updated", "deleted")]
+    assert [(kind, payload["data"]) for kind, payload in published] == list(
+        zip(kinds, returned, strict=True)
+    )
+    for _, payload in published:
+        assert set(payload) == {"eventId", "occurredAt", "data"}
+        uuid.UUID(payload["eventId"])
+        assert payload["occurredAt"].endswith("Z")
+    return [payload for _, payload in published]

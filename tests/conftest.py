@@ -5,22 +5,14 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from articles.service import ArticlesService
 from auth.models import Credential
-from auth.service import AuthService
-from events.service import EventsService
 from gateway.service import GatewayService
-from notification.service import NotificationService
-from servicekit.topology import declare_event_queues
-from users.service import UsersService
+from servicekit.config import SERVICE_NAMES
+from servicekit.topology import declare_event_queues, service_classes
 
 ALL_SERVICES = (
     GatewayService,
-    ArticlesService,
-    EventsService,
-    UsersService,
-    AuthService,
-    NotificationService,
+    *(cls for name in SERVICE_NAMES for cls in service_classes(f"{name}.service")),
 )
 
 

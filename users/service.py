@@ -7,7 +7,7 @@ through the outbox, committed in the same transaction as the change.
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from servicekit import base
+from servicekit.base import ServiceBase
 from servicekit.db import Database, by_primary_key, parse_id, utcnow
 from servicekit.errors import Conflict, NotFound
 from servicekit.outbox import Outbox
@@ -21,11 +21,11 @@ from .models import Base, OutboxMessage, User
 from .schemas import user_event_data, user_schema
 
 
-class UsersService(base.DomainService):
+class UsersService(ServiceBase):
     name = "users"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage, Base)
+    outbox = Outbox(OutboxMessage)
     admin_account = AdminAccount()
 
     @rpc
@@ -107,6 +107,10 @@ class UsersService(base.DomainService):
         self.outbox.add(session, "user_deleted", user.id, result)
         session.commit()
         return result
+
+    @rpc
+    def health(self):
+        return self.db.health()
 
     def _get(self, session, user_id, for_update=False):
         query = select(User).where(User.id == parse_id(user_id, "user"))

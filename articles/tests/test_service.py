@@ -1,7 +1,7 @@
 """The articles service in a real container, on the real broker and database.
 
 Articles are the fullest user of the shared news item code
-(servicekit.crud/news): create, update, delete, pages and events are tested
+(news.items): create, update, delete, pages and events are tested
 here once; events/tests covers what only events have.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from articles.models import Article, ArticleTag, OutboxMessage
 from articles.service import ArticlesService
 from servicekit.errors import BadRequest, Forbidden, NotFound, ValidationError
-from servicekit.testkit import crud_events, running_service
+from servicekit.testing import crud_events, running_service
 
 AUTHOR = str(uuid.uuid4())
 NEW_ARTICLE = {

@@ -6,7 +6,7 @@ from nameko.testing.services import worker_factory
 from sqlalchemy.dialects import postgresql
 
 from articles.models import Article, ArticleTag
-from articles.service import ArticlesService
+from articles.service import ArticlesService, article_items
 from servicekit.errors import BadRequest, ValidationError
 
 NEW_ARTICLE = {"authorUID": "u1", "title": "T", "description": "D", "body": "B"}
@@ -38,8 +38,8 @@ def test_invalid_input_never_reaches_the_database():
 
 
 def test_tag_filter_pages_over_the_tag_index():
-    _, plain_key = ArticlesService.list_query({})
-    tagged, tagged_key = ArticlesService.list_query({"tag": "town"})
+    _, plain_key = article_items.list_query({})
+    tagged, tagged_key = article_items.list_query({"tag": "town"})
 
     assert plain_key is Article and tagged_key is ArticleTag
     sql = str(tagged.compile(dialect=postgresql.dialect()))

@@ -8,7 +8,7 @@ import pytest
 
 from events.service import EventsService
 from servicekit.errors import BadRequest, ValidationError
-from servicekit.testkit import crud_events, running_service
+from servicekit.testing import crud_events, running_service
 
 NEW_EVENT = {
     "authorUID": str(uuid.uuid4()),

@@ -3,8 +3,8 @@
 import pytest
 from nameko.containers import ServiceContainer
 
-from gateway import dependencies
-from gateway.dependencies import Authenticator
+from gateway import authentication
+from gateway.authentication import Authenticator
 from gateway.service import GatewayService
 from servicekit.errors import Unauthorized
 
@@ -14,7 +14,7 @@ TTL = 3600
 @pytest.fixture
 def auth(monkeypatch):
     clock = [1_000_000.0]
-    monkeypatch.setattr(dependencies.time, "time", lambda: clock[0])
+    monkeypatch.setattr(authentication.time, "time", lambda: clock[0])
     config = {"AMQP_URI": "memory://", "JWT_SECRET": "s" * 32, "JWT_TTL_SECONDS": TTL}
     container = ServiceContainer(GatewayService, config)
     (provider,) = [d for d in container.dependencies if isinstance(d, Authenticator)]

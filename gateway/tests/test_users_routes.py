@@ -7,7 +7,7 @@ from nameko.testing.services import worker_factory
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from gateway.dependencies import Caller
+from gateway.authentication import Caller
 from gateway.service import GatewayService
 from servicekit.errors import Forbidden
 
@@ -21,7 +21,8 @@ def request(method="GET", body=None):
 @pytest.fixture
 def gateway():
     service = worker_factory(GatewayService)
-    service.rpc.call.return_value = USER
+    for method in ("get", "create", "update"):
+        getattr(service.users_rpc, method).return_value = USER
     return service
 
 
@@ -43,7 +44,7 @@ def test_regular_user_cannot_change_another_user(gateway):
     as_caller(gateway, "u2", "regular")
     with pytest.raises(Forbidden):
         gateway.update_user(request("PUT", {"firstName": "B"}), "u1")
-    gateway.rpc.call.assert_not_called()
+    gateway.users_rpc.update.assert_not_called()
 
 
 def test_regular_user_cannot_change_its_role(gateway):
@@ -57,7 +58,7 @@ def test_user_updates_itself_and_admin_updates_anyone(gateway):
     assert gateway.update_user(request("PUT", {"firstName": "B"}), "u1").status_code == 200
     as_caller(gateway, "u9", "admin")
     assert gateway.update_user(request("PUT", {"role": "admin"}), "u1").status_code == 200
-    gateway.rpc.call.assert_called_with("users", "update", "u1", {"role": "admin"})
+    gateway.users_rpc.update.assert_called_with("u1", {"role": "admin"})
 
 
 def test_create_answers_201_with_location(gateway):

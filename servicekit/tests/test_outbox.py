@@ -12,13 +12,13 @@ from sqlalchemy import select, text
 
 from servicekit.db import utcnow
 from servicekit.outbox import Outbox, outbox_row
-from users.models import Base, OutboxMessage
+from users.models import OutboxMessage
 
 
 @pytest.fixture
 def outbox(config, db_session):
     container = Mock(config=config, service_name="users")
-    provider = Outbox(OutboxMessage, Base).bind(container, "outbox")
+    provider = Outbox(OutboxMessage).bind(container, "outbox")
     provider.setup()
     provider.publisher = Mock()
     yield provider

@@ -12,14 +12,9 @@ from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.utils import get_extension
 
+from servicekit.dead_letters import DeadLetters, dead_letter_rpcs
 from servicekit.idempotency import MalformedEvent
-from servicekit.retry import (
-    CONTEXT_KEY,
-    DeadLetters,
-    RetryingEventHandler,
-    dead_letter_rpcs,
-    event_handler,
-)
+from servicekit.retry import CONTEXT_KEY, RetryingEventHandler, retrying_event_handler
 
 DELAYS = (0.2, 0.4)
 QUEUE = "evt-source-thing_happened--flaky.handle"
@@ -55,7 +50,7 @@ class FlakyService:
     dead_letters = DeadLetters()
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
 
-    @event_handler("source", "thing_happened", retry_delays=DELAYS)
+    @retrying_event_handler("source", "thing_happened", retry_delays=DELAYS)
     def handle(self, payload):
         behaviour.calls.append((payload["eventId"], self.attempt, time.monotonic()))
         if behaviour.failures_left:

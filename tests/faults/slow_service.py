@@ -10,13 +10,15 @@ import os
 import eventlet
 from nameko.rpc import rpc
 
-from servicekit.config import Settings
+from servicekit.config import CheckedConfig
+from servicekit.shutdown import GracefulShutdown
 
 
 class SlowService:
     name = "slow"
 
-    config = Settings()
+    config = CheckedConfig()
+    shutdown = GracefulShutdown()
 
     @rpc
     def work(self, token, seconds):

@@ -21,7 +21,7 @@ from auth.models import ProcessedEvent as AuthProcessed
 from auth.service import AuthService
 from notification.models import ProcessedEvent as NotificationProcessed
 from notification.service import NotificationService
-from servicekit.testkit import event_tap
+from servicekit.testing import event_tap
 from servicekit.topology import declare_event_queues
 from tests.conftest import eventually
 from users.models import OutboxMessage as UserOutbox

@@ -14,7 +14,7 @@ from nameko.testing.services import entrypoint_waiter
 from auth.models import ProcessedEvent
 from auth.service import AuthService
 from servicekit.errors import InvalidCredentials
-from servicekit.testkit import event_tap
+from servicekit.testing import event_tap
 from servicekit.tokens import verify_token
 from users.service import UsersService
 

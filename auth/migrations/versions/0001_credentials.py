@@ -1,16 +1,21 @@
-"""credentials, login throttle, processed events"""
+"""The ``processed_events``, ``credentials`` (unique live ``lower(email)``) and
+``login_throttle`` tables."""
 
 import sqlalchemy as sa
 from alembic import op
-
-from servicekit.migrations import create_processed_events_table
 
 revision = "0001"
 down_revision = None
 
 
 def upgrade():
-    create_processed_events_table()
+    op.create_table(
+        "processed_events",
+        sa.Column("event_id", sa.Uuid(), nullable=False),
+        sa.Column("handler", sa.String(length=100), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("event_id", "handler"),
+    )
     op.create_table(
         "credentials",
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -41,5 +46,6 @@ def upgrade():
 
 def downgrade():
     op.drop_table("login_throttle")
+    op.drop_index("uq_credentials_live_email", table_name="credentials")
     op.drop_table("credentials")
     op.drop_table("processed_events")

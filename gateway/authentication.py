@@ -1,142 +1,25 @@
-"""What the gateway's routes depend on: RPC with deadlines, and callers."""
+"""Who is calling: bearer tokens verified in the gateway (no RPC per request).
 
-import contextlib
+``self.auth.caller(request)`` is the authenticated :class:`Caller` (401
+otherwise); ``self.auth.admin(request)`` also demands the admin role (403).
+"""
+
 import logging
 import time
 from collections import namedtuple
 
 import eventlet
-from amqp.exceptions import NotFound
-from kombu import Connection
 from nameko.extensions import DependencyProvider
-from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy, ReplyListener
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from servicekit.config import SERVICE_NAMES
 from servicekit.errors import Forbidden, Unauthorized
-from servicekit.rpc import RequestPublisher
 from servicekit.tokens import InvalidToken, verify_token
 
 from .broadcast import BroadcastConsumer
-from .errors import GatewayTimeout, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
-CONSUMER_POLL_SECONDS = 1.0
 PRUNE_INTERVAL_SECONDS = 60.0
-
-
-class ServiceRpc(DependencyProvider):
-    """``self.rpc.call("users", "get", user_id)`` with the contract's deadlines.
-
-    - A service with no consumer on its queue is 503 at once, instead of a
-      request waiting in a queue nobody reads (a background poll of the
-      queues' consumer counts tells).
-    - A service that does not answer within ``RPC_TIMEOUT_SECONDS`` is 504;
-      the request message expires at the same deadline, so a service that
-      comes back later does not run requests whose callers gave up.
-    """
-
-    reply_listener = ReplyListener()
-
-    def setup(self):
-        self.timeout = float(self.container.config["RPC_TIMEOUT_SECONDS"])
-        self.consumers = {}  # service name -> consumer count; unknown = try
-
-    def start(self):
-        self._poller = self.container.spawn_managed_thread(self._poll_consumers)
-
-    def stop(self):
-        self._poller.kill()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return _Rpc(self, worker_ctx)
-
-    def is_running(self, service_name):
-        if self.consumers.get(service_name, 1):
-            return True
-        # Polled as down: check again now, so a service that just came back
-        # is used at once (this costs a connection only while it is down).
-        try:
-            with Connection(self.container.config["AMQP_URI"], connect_timeout=2) as conn:
-                self.consumers[service_name] = _consumer_count(conn, service_name)
-        except Exception:
-            return True  # the call itself will say what is wrong
-        return self.consumers[service_name] > 0
-
-    def _poll_consumers(self):
-        amqp_uri = self.container.config["AMQP_URI"]
-        while True:
-            try:
-                with Connection(amqp_uri, connect_timeout=2) as conn:
-                    while True:
-                        for name in SERVICE_NAMES:
-                            self.consumers[name] = _consumer_count(conn, name)
-                        eventlet.sleep(CONSUMER_POLL_SECONDS)
-            except Exception as exc:
-                log.warning("cannot poll RPC consumers (%s); will retry", exc)
-                self.consumers.clear()
-                eventlet.sleep(CONSUMER_POLL_SECONDS)
-
-
-def _consumer_count(conn, service_name):
-    # A failed passive declare closes its channel, hence one channel a check.
-    channel = conn.channel()
-    try:
-        return channel.queue_declare(RPC_QUEUE_TEMPLATE.format(service_name), passive=True)[2]
-    except NotFound:  # no queue: the service never ran on this broker
-        return 0
-    finally:
-        with contextlib.suppress(Exception):
-            channel.close()
-
-
-class _Rpc:
-    def __init__(self, provider, worker_ctx):
-        self._provider = provider
-        self._worker_ctx = worker_ctx
-
-    def call(self, service_name, method_name, *args, timeout=None, **kwargs):
-        return self.call_async(service_name, method_name, *args, **kwargs).wait(timeout)
-
-    def call_async(self, service_name, method_name, *args, **kwargs):
-        provider = self._provider
-        if not provider.is_running(service_name):
-            raise ServiceUnavailable(f"The {service_name} service is not running.")
-        proxy = _MethodProxy(
-            self._worker_ctx,
-            service_name,
-            method_name,
-            provider.reply_listener,
-            expiration=provider.timeout,
-        )
-        return _PendingReply(proxy.call_async(*args, **kwargs), service_name, provider.timeout)
-
-
-class _MethodProxy(MethodProxy):
-    # Unconfirmed: whether the service runs is known from its queue's
-    # consumers, and how long to wait from the deadline (servicekit.rpc).
-    publisher_cls = RequestPublisher
-
-
-class _PendingReply:
-    def __init__(self, reply, service_name, timeout):
-        self._reply = reply
-        self._service_name = service_name
-        self._deadline = time.monotonic() + timeout
-
-    def wait(self, timeout=None):
-        remaining = self._deadline - time.monotonic() if timeout is None else timeout
-        try:
-            with eventlet.Timeout(max(remaining, 0)):
-                return self._reply.result()
-        except eventlet.Timeout:
-            raise GatewayTimeout(
-                f"The {self._service_name} service did not answer in time."
-            ) from None
-
 
 Caller = namedtuple("Caller", "user_id role email")
 

@@ -1,0 +1,164 @@
+"""RPC from the gateway, shaped like nameko's ``RpcProxy``, with deadlines.
+
+``articles_rpc = ServiceRpc("articles")`` on the gateway class, then
+``self.articles_rpc.create(body)`` in a route, or
+``self.articles_rpc.health.call_async()`` and ``.result()`` later.
+
+- A service with no consumer on its queue is a 503 at once, instead of a
+  request waiting in a queue nobody reads: :class:`ConsumerPoll`, one per
+  process, checks the queues' consumer counts every second.
+- A service that does not answer within ``RPC_TIMEOUT_SECONDS`` is a 504;
+  the request message expires at the same deadline, so a service that comes
+  back later does not run requests whose callers gave up.
+- Requests are transient and unconfirmed (``servicekit.rpc``): the two
+  points above say all a confirm would.
+"""
+
+import contextlib
+import logging
+import time
+
+import eventlet
+from amqp.exceptions import NotFound
+from kombu import Connection
+from nameko.extensions import DependencyProvider, SharedExtension
+from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy, ReplyListener
+
+from servicekit.rpc import RequestPublisher
+
+from .errors import GatewayTimeout, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+CONSUMER_POLL_SECONDS = 1.0
+
+
+class ConsumerPoll(SharedExtension):
+    """How many consumers each watched service's RPC queue has."""
+
+    def __init__(self):
+        super().__init__()
+        # Here, not in setup(): proxies call watch() from their own setup().
+        self.watched = set()
+        self.consumers = {}  # service name -> consumer count; unknown = try
+
+    def setup(self):
+        self.amqp_uri = self.container.config["AMQP_URI"]
+
+    def watch(self, service_name):
+        self.watched.add(service_name)
+
+    def start(self):
+        self._poller = self.container.spawn_managed_thread(self._poll)
+
+    def stop(self):
+        self._poller.kill()
+
+    kill = stop
+
+    def is_running(self, service_name):
+        if self.consumers.get(service_name, 1):
+            return True
+        # Polled as down: check again now, so a service that just came back
+        # is used at once (this costs a connection only while it is down).
+        try:
+            with Connection(self.amqp_uri, connect_timeout=2) as conn:
+                self.consumers[service_name] = _consumer_count(conn, service_name)
+        except Exception:
+            return True  # the call itself will say what is wrong
+        return self.consumers[service_name] > 0
+
+    def _poll(self):
+        while True:
+            try:
+                with Connection(self.amqp_uri, connect_timeout=2) as conn:
+                    while True:
+                        for name in self.watched:
+                            self.consumers[name] = _consumer_count(conn, name)
+                        eventlet.sleep(CONSUMER_POLL_SECONDS)
+            except Exception as exc:
+                log.warning("cannot poll RPC consumers (%s); will retry", exc)
+                self.consumers.clear()
+                eventlet.sleep(CONSUMER_POLL_SECONDS)
+
+
+def _consumer_count(conn, service_name):
+    # A failed passive declare closes its channel, hence one channel a check.
+    channel = conn.channel()
+    try:
+        return channel.queue_declare(RPC_QUEUE_TEMPLATE.format(service_name), passive=True)[2]
+    except NotFound:  # no queue: the service never ran on this broker
+        return 0
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
+
+
+class ServiceRpc(DependencyProvider):
+    """``self.<name>_rpc.<method>(...)``: see the module doc."""
+
+    reply_listener = ReplyListener()
+    consumer_poll = ConsumerPoll()
+
+    def __init__(self, service_name):
+        self.service_name = service_name
+
+    def setup(self):
+        self.timeout = float(self.container.config["RPC_TIMEOUT_SECONDS"])
+        self.consumer_poll.watch(self.service_name)
+
+    def get_dependency(self, worker_ctx):
+        return _ServiceProxy(self, worker_ctx)
+
+
+class _ServiceProxy:
+    def __init__(self, provider, worker_ctx):
+        self._provider = provider
+        self._worker_ctx = worker_ctx
+
+    def __getattr__(self, method_name):
+        provider = self._provider
+        return DeadlineMethodProxy(
+            self._worker_ctx,
+            provider.service_name,
+            method_name,
+            provider.reply_listener,
+            consumer_poll=provider.consumer_poll,
+            timeout=provider.timeout,
+        )
+
+
+class DeadlineMethodProxy(MethodProxy):
+    """nameko's ``MethodProxy``: ``proxy(...)`` waits for the result,
+    ``proxy.call_async(...)`` returns a reply to ``.result()`` later; both
+    end at the deadline."""
+
+    publisher_cls = RequestPublisher
+
+    def __init__(self, worker_ctx, service_name, method_name, reply_listener, **options):
+        self.consumer_poll = options.pop("consumer_poll")
+        self.timeout = options.pop("timeout")
+        super().__init__(
+            worker_ctx, service_name, method_name, reply_listener, expiration=self.timeout
+        )
+
+    def _call(self, *args, **kwargs):
+        if not self.consumer_poll.is_running(self.service_name):
+            raise ServiceUnavailable(f"The {self.service_name} service is not running.")
+        return _DeadlineReply(super()._call(*args, **kwargs), self.service_name, self.timeout)
+
+
+class _DeadlineReply:
+    def __init__(self, reply, service_name, timeout):
+        self._reply = reply
+        self._service_name = service_name
+        self._deadline = time.monotonic() + timeout
+
+    def result(self):
+        try:
+            with eventlet.Timeout(max(self._deadline - time.monotonic(), 0)):
+                return self._reply.result()
+        except eventlet.Timeout:
+            raise GatewayTimeout(
+                f"The {self._service_name} service did not answer in time."
+            ) from None

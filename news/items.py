@@ -1,0 +1,126 @@
+"""News items over RPC: create, get, list, update, delete, each change announced.
+
+A service makes one :class:`NewsItems` for its model and calls it from its
+``@rpc`` methods with the worker's dependencies (``self.db.session`` and
+``self.outbox`` for changes, ``self.db.reads`` for reads). Input is validated
+with the marshmallow schema on the way in and dumped with it on the way out;
+a change's event carries the same dump, added to the outbox in the
+transaction of the change (``<resource>_added``/``_updated``/``_deleted``).
+"""
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from servicekit.db import by_primary_key, parse_id, utcnow
+from servicekit.errors import BadRequest, Forbidden, NotFound
+from servicekit.pagination import keyset_page, load_query
+from servicekit.schemas import load
+
+from .schemas import NewsListQuerySchema
+
+# The smallest step of a PostgreSQL timestamp.
+_TICK = timedelta(microseconds=1)
+
+
+def no_filters(query, params):
+    return query
+
+
+class NewsItems:
+    """The items of one service: ``NewsItems("article", Article, ArticleTag,
+    ArticleSchema())``. ``filters(query, params)`` adds a service's own
+    ``where`` clauses to its lists (events: the date range)."""
+
+    # Fields a client may change but not set on create.
+    update_only_fields = ("meta",)
+
+    def __init__(self, resource, model, tag_model, schema, list_schema=None, filters=no_filters):
+        self.resource = resource
+        self.model = model
+        self.tag_model = tag_model
+        self.schema = schema
+        self.list_schema = list_schema or NewsListQuerySchema()
+        self.filters = filters
+
+    def create(self, session, outbox, payload):
+        if isinstance(payload, dict):
+            payload = {k: v for k, v in payload.items() if k not in self.update_only_fields}
+        now = utcnow()
+        item = self.model(**load(self.schema, payload), created_at=now, updated_at=now)
+        session.add(item)
+        session.flush()
+        return self._announce(session, outbox, "added", item)
+
+    def get(self, reads, item_id):
+        query = by_primary_key(self.model)
+        row = reads.execute(query, {"id": parse_id(item_id, self.resource)}).mappings().first()
+        if row is None:
+            raise NotFound(f"No {self.resource} with id {item_id!r}.")
+        return self.schema.dump(row)
+
+    def list(self, reads, secret, params):
+        """One page, newest first: ``{"items": [...], "nextCursor": str | None}``.
+
+        ``params`` are the list schema's (the HTTP query parameters); an
+        unknown or bad one is a ``BadRequest`` naming it.
+        """
+        params = load_query(self.list_schema, params)
+        query, key = self.list_query(params)
+        items, next_cursor = keyset_page(
+            reads, query, key, limit=params["limit"], cursor=params["cursor"], secret=secret
+        )
+        return {"items": self.schema.dump(items, many=True), "nextCursor": next_cursor}
+
+    def update(self, session, outbox, item_id, payload, expected_author=None):
+        """Change only the fields sent; ``updatedDate`` moves every time.
+
+        With ``expected_author``, only an item of that author is changed
+        (``Forbidden`` otherwise), checked under the row lock.
+        """
+        item = self._locked(session, item_id, expected_author)
+        for name, value in load(self.schema, payload, partial=True).items():
+            setattr(item, name, value)
+        # Strictly later than the last update, even with a clock that lags.
+        item.updated_at = max(utcnow(), item.updated_at + _TICK)
+        session.flush()
+        return self._announce(session, outbox, "updated", item)
+
+    def delete(self, session, outbox, item_id, expected_author=None):
+        """Delete the item and return it as it was (see ``update`` for the author)."""
+        item = self._locked(session, item_id, expected_author)
+        data = self.schema.dump(item)
+        session.delete(item)
+        return self._announce(session, outbox, "deleted", item, data)
+
+    def list_query(self, params):
+        """``(select, key)`` of a list: ``key`` has the ``created_at`` and
+        ``id`` columns the page is ordered by (the tag index for ``?tag=``)."""
+        query, key = select(self.model.__table__), self.model
+        if params.get("tag") is not None:
+            key = self.tag_model
+            query = query.join(key, key.id == self.model.id).where(key.tag == params["tag"])
+        return self.filters(query, params), key
+
+    def _announce(self, session, outbox, change, item, data=None):
+        """Commit the change with its event; return the item as the API shows it."""
+        data = self.schema.dump(item) if data is None else data
+        outbox.add(session, f"{self.resource}_{change}", item.id, data)
+        session.commit()
+        return data
+
+    def _locked(self, session, item_id, expected_author):
+        # The row lock serialises concurrent changes of one item, so its
+        # events leave the outbox in the order the changes were made.
+        query = select(self.model).where(self.model.id == parse_id(item_id, self.resource))
+        item = session.scalar(query.with_for_update())
+        if item is None:
+            raise NotFound(f"No {self.resource} with id {item_id!r}.")
+        if expected_author is not None:
+            if not isinstance(expected_author, str):
+                raise BadRequest("expected_author must be a string.")
+            if item.author_uid != expected_author:
+                raise Forbidden(
+                    f"Only the author of this {self.resource} or an admin may change it."
+                )
+        return item
