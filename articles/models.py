@@ -2,6 +2,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from news.models import NewsItemMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
+from servicekit.request_keys import RequestKeyMixin
 
 
 class Base(DeclarativeBase):
@@ -21,4 +22,8 @@ class ArticleTag(TagIndexMixin, Base):
 
 
 class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class RequestKey(RequestKeyMixin, Base):
     pass

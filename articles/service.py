@@ -9,9 +9,10 @@ from news.items import NewsItems
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.outbox import Outbox
+from servicekit.request_keys import RequestKeys
 from servicekit.rpc import rpc
 
-from .models import Article, ArticleTag, Base, OutboxMessage
+from .models import Article, ArticleTag, Base, OutboxMessage, RequestKey
 from .schemas import ArticleSchema
 
 article_items = NewsItems("article", Article, ArticleTag, ArticleSchema())
@@ -22,11 +23,13 @@ class ArticlesService(ServiceBase):
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
+    request_keys = RequestKeys(RequestKey)
 
     @rpc
-    def create(self, payload):
+    def create(self, payload, request_key=None):
         """Store a new article; ``authorUID`` is required (the gateway sets the caller)."""
-        return article_items.create(self.db.session, self.outbox, payload)
+        claim = self.request_keys.claim(self.db.session, request_key)
+        return article_items.create(self.db.session, self.outbox, payload, claim)
 
     @rpc
     def get(self, article_id):
@@ -40,15 +43,19 @@ class ArticlesService(ServiceBase):
         return article_items.list(self.db.reads, self.config["JWT_SECRET"], params)
 
     @rpc
-    def update(self, article_id, payload, expected_author=None):
+    def update(self, article_id, payload, expected_author=None, request_key=None):
         """Change the fields sent; with ``expected_author``, only that author's article."""
+        claim = self.request_keys.claim(self.db.session, request_key)
         return article_items.update(
-            self.db.session, self.outbox, article_id, payload, expected_author
+            self.db.session, self.outbox, article_id, payload, expected_author, claim
         )
 
     @rpc
-    def delete(self, article_id, expected_author=None):
-        return article_items.delete(self.db.session, self.outbox, article_id, expected_author)
+    def delete(self, article_id, expected_author=None, request_key=None):
+        claim = self.request_keys.claim(self.db.session, request_key)
+        return article_items.delete(
+            self.db.session, self.outbox, article_id, expected_author, claim
+        )
 
     @rpc
     def health(self):

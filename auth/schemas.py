@@ -1,6 +1,6 @@
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import fields, validate
 
-from servicekit.schemas import WireSchema
+from servicekit.schemas import ReceivedEventSchema, WireSchema
 
 
 class LoginSchema(WireSchema):
@@ -8,11 +8,8 @@ class LoginSchema(WireSchema):
     password = fields.String(required=True, validate=validate.Length(min=1, max=256))
 
 
-class UserEventDataSchema(Schema):
+class UserEventDataSchema(ReceivedEventSchema):
     """The part of a users event that auth keeps."""
-
-    class Meta:
-        unknown = EXCLUDE
 
     id = fields.UUID(required=True)
     emailAddress = fields.String(required=True)
@@ -21,10 +18,7 @@ class UserEventDataSchema(Schema):
     passwordHash = fields.String(load_default=None)
 
 
-class UserEventSchema(Schema):
-    class Meta:
-        unknown = EXCLUDE
-
+class UserEventSchema(ReceivedEventSchema):
     eventId = fields.UUID(required=True)
     occurredAt = fields.AwareDateTime(required=True)
     data = fields.Nested(UserEventDataSchema, required=True)

@@ -42,7 +42,11 @@ class AuthService(ServiceBase):
         A wrong password and an unknown email fail alike. ``client`` (the
         caller's address, from the gateway) is throttled with the account.
         """
-        fields = load(login_schema, {"emailAddress": email_address, "password": password})
+        sent = {"emailAddress": email_address, "password": password}
+        # A field not given is missing (not null): one message everywhere.
+        fields = load(
+            login_schema, {key: value for key, value in sent.items() if value is not None}
+        )
         session = self.db.session
         now = utcnow()
         keys = throttle.throttle_keys(fields["emailAddress"], client)
@@ -105,7 +109,15 @@ class AuthService(ServiceBase):
 
     @rpc
     def health(self):
-        return self.db.health()
+        """``"starting"`` until an admin can log in (the seeded admin's
+        credentials arrive by event, a moment after the first start)."""
+        self.db.health()
+        admin = select(Credential.user_id).where(
+            Credential.role == "admin",
+            Credential.deleted_at.is_(None),
+            Credential.password_hash.is_not(None),
+        )
+        return "ok" if self.db.reads.execute(admin.limit(1)).first() else "starting"
 
     def _apply(self, event_type, payload):
         try:

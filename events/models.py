@@ -3,6 +3,7 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 from news.models import NewsItemMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
+from servicekit.request_keys import RequestKeyMixin
 
 
 class Base(DeclarativeBase):
@@ -26,4 +27,8 @@ class EventTag(TagIndexMixin, Base):
 
 
 class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class RequestKey(RequestKeyMixin, Base):
     pass

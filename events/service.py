@@ -10,9 +10,10 @@ from news.items import NewsItems
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.outbox import Outbox
+from servicekit.request_keys import RequestKeys
 from servicekit.rpc import rpc
 
-from .models import Base, Event, EventTag, OutboxMessage
+from .models import Base, Event, EventTag, OutboxMessage, RequestKey
 from .schemas import EventListQuerySchema, EventSchema, event_date_range
 
 event_items = NewsItems(
@@ -25,11 +26,13 @@ class EventsService(ServiceBase):
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
+    request_keys = RequestKeys(RequestKey)
 
     @rpc
-    def create(self, payload):
+    def create(self, payload, request_key=None):
         """Store a new event (``eventDate`` required; no offset means UTC)."""
-        return event_items.create(self.db.session, self.outbox, payload)
+        claim = self.request_keys.claim(self.db.session, request_key)
+        return event_items.create(self.db.session, self.outbox, payload, claim)
 
     @rpc
     def get(self, event_id):
@@ -43,13 +46,17 @@ class EventsService(ServiceBase):
         return event_items.list(self.db.reads, self.config["JWT_SECRET"], params)
 
     @rpc
-    def update(self, event_id, payload, expected_author=None):
+    def update(self, event_id, payload, expected_author=None, request_key=None):
         """Change the fields sent; with ``expected_author``, only that author's event."""
-        return event_items.update(self.db.session, self.outbox, event_id, payload, expected_author)
+        claim = self.request_keys.claim(self.db.session, request_key)
+        return event_items.update(
+            self.db.session, self.outbox, event_id, payload, expected_author, claim
+        )
 
     @rpc
-    def delete(self, event_id, expected_author=None):
-        return event_items.delete(self.db.session, self.outbox, event_id, expected_author)
+    def delete(self, event_id, expected_author=None, request_key=None):
+        claim = self.request_keys.claim(self.db.session, request_key)
+        return event_items.delete(self.db.session, self.outbox, event_id, expected_author, claim)
 
     @rpc
     def health(self):

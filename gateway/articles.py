@@ -3,7 +3,7 @@
 from .authorship import authored_by_caller, checked_author, expected_author
 from .errors import json_response
 from .http import http
-from .requests import list_params, page_response, read_json
+from .requests import list_params, page_response, read_json, request_key
 
 
 class ArticlesRoutes:
@@ -18,22 +18,27 @@ class ArticlesRoutes:
 
     @http("POST", "/api/articles")
     def create_article(self, request):
-        body = authored_by_caller(self.auth.caller(request), read_json(request))
-        article = self.articles_rpc.create(body)
+        caller, body = self.auth.caller(request), read_json(request)
+        key = request_key(request, caller, body)
+        article = self.articles_rpc.create(authored_by_caller(caller, body), request_key=key)
         self.cache.invalidate("articles", article["id"])
         return json_response(article, 201, {"Location": f"/api/articles/{article['id']}"})
 
     @http("PUT", "/api/articles/<article_id>")
     def update_article(self, request, article_id):
-        caller = self.auth.caller(request)
-        body = checked_author(caller, read_json(request))
-        article = self.articles_rpc.update(article_id, body, expected_author(caller))
+        caller, body = self.auth.caller(request), read_json(request)
+        key = request_key(request, caller, body)
+        body = checked_author(caller, body)
+        article = self.articles_rpc.update(
+            article_id, body, expected_author(caller), request_key=key
+        )
         self.cache.invalidate("articles", article_id)
         return json_response(article)
 
     @http("DELETE", "/api/articles/<article_id>")
     def delete_article(self, request, article_id):
         caller = self.auth.caller(request)
-        article = self.articles_rpc.delete(article_id, expected_author(caller))
+        key = request_key(request, caller)
+        article = self.articles_rpc.delete(article_id, expected_author(caller), request_key=key)
         self.cache.invalidate("articles", article_id)
         return json_response(article)

@@ -11,13 +11,14 @@ they can trust (the cache empties, revocations are loaded again).
 import logging
 
 from nameko.events import BROADCAST, EventHandler
-from nameko.messaging import QueueConsumer
+
+from servicekit.shutdown import PromptQueueConsumer
 
 log = logging.getLogger(__name__)
 
 
-class BroadcastConsumer(QueueConsumer):
-    """nameko's ``QueueConsumer`` (its own connection) that reports reconnects."""
+class BroadcastConsumer(PromptQueueConsumer):
+    """A queue consumer (its own connection) that reports reconnects."""
 
     def __init__(self):
         super().__init__()

@@ -7,7 +7,8 @@ answer itself. :class:`CachedReadProtocol` looks at each request first: a
 plain ``GET``/``HEAD`` whose headers have all arrived, and whose answer is in
 the read cache, is answered with the stored bytes there and then; the
 connection then waits for its next request. Anything else (a miss, a body,
-``Connection: close``, an escaped path, HTTP/1.0, the access log on) goes on
+``Connection: close``, an escaped path, HTTP/1.0, a cross-origin request
+when CORS is on, the access log on) goes on
 to eventlet and the WSGI app unchanged, which answers hits too, only slower.
 """
 
@@ -24,7 +25,9 @@ from .cache import cache_key, etag_matches
 _SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Headers that call for eventlet's full handling.
 _NOT_PLAIN = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
-_HEADERS_WE_READ = frozenset((b"authorization", b"if-none-match", b"x-request-id", b"connection"))
+_HEADERS_WE_READ = frozenset(
+    (b"authorization", b"if-none-match", b"x-request-id", b"connection", b"origin")
+)
 _SUFFIX = b" HTTP/1.1\r\n"
 
 
@@ -67,8 +70,10 @@ class CachedReadProtocol(HttpOnlyProtocol):
         connection = headers.get(b"connection", b"").lower()
         if connection not in (b"", b"keep-alive"):
             return False
-
         wsgi_app = self.server.app
+        if b"origin" in headers and wsgi_app.cors.enabled:
+            return False  # cross-origin headers are per request: the WSGI app adds them
+
         path, _, query = target.decode("latin-1").partition("?")
         answer = wsgi_app.cache.lookup(cache_key(path, query), b"authorization" in headers)
         if answer is None:

@@ -37,6 +37,7 @@ from .cache import (
     group_of,
     not_modified_headers,
 )
+from .cors import Cors
 from .errors import error_response
 from .fastpath import CachedReadProtocol
 
@@ -66,14 +67,12 @@ def _cache_key(environ):
     return cache_key(environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
 
 
-def serve_cached(answer, environ, start_response, request_id):
+def serve_cached(answer, environ, start_response, extra_headers):
     """A hit: the stored bytes, or 304; no routing, no worker."""
     if etag_matches(environ.get("HTTP_IF_NONE_MATCH"), answer.etag):
-        start_response(
-            "304 Not Modified", [*answer.not_modified_headers, (REQUEST_ID_HEADER, request_id)]
-        )
+        start_response("304 Not Modified", [*answer.not_modified_headers, *extra_headers])
         return []
-    start_response("200 OK", [*answer.headers, (REQUEST_ID_HEADER, request_id)])
+    start_response("200 OK", [*answer.headers, *extra_headers])
     return [answer.body]
 
 
@@ -89,6 +88,7 @@ class GatewayWsgiApp(WsgiApp):
     def __init__(self, server):
         super().__init__(server)
         self.cache = server.read_cache
+        self.cors = Cors(server.container.config.get("CORS_ORIGINS"))
 
     def __call__(self, environ, start_response):
         request_id = environ.get("HTTP_X_REQUEST_ID", "")
@@ -98,10 +98,15 @@ class GatewayWsgiApp(WsgiApp):
         if len(path) > 1 and path.endswith("/"):  # a trailing slash is accepted everywhere
             environ["PATH_INFO"] = path.rstrip("/") or "/"
 
+        per_request = [(REQUEST_ID_HEADER, request_id), *self.cors.headers(environ)]
         if environ["REQUEST_METHOD"] in READ_METHODS:
             answer = self.cache.lookup(_cache_key(environ), "HTTP_AUTHORIZATION" in environ)
             if answer is not None:
-                return serve_cached(answer, environ, start_response, request_id)
+                return serve_cached(answer, environ, start_response, per_request)
+        preflight = self.cors.preflight(environ)
+        if preflight is not None:
+            start_response("204 No Content", [*preflight, (REQUEST_ID_HEADER, request_id)])
+            return []
 
         request = GatewayRequest(environ, shallow=True)
         try:
@@ -122,8 +127,13 @@ class GatewayWsgiApp(WsgiApp):
             response = error_response(exc)
         headers = response.headers
         headers.setdefault("Cache-Control", NOT_STORED)
-        headers.extend(SECURITY_HEADERS)
-        headers[REQUEST_ID_HEADER] = request_id
+        for name, value in SECURITY_HEADERS:  # a route may set its own (the docs page)
+            headers.setdefault(name, value)
+        for name, value in per_request:
+            if name == "Vary":
+                headers.add(name, value)  # next to the route's own Vary
+            else:
+                headers[name] = value
         return response(environ, start_response)
 
     def cacheable_read(self, provider, request, environ):

@@ -22,9 +22,9 @@ import eventlet
 from amqp.exceptions import NotFound
 from kombu import Connection
 from nameko.extensions import DependencyProvider, SharedExtension
-from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy, ReplyListener
+from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy
 
-from servicekit.rpc import RequestPublisher
+from servicekit.rpc import PromptReplyListener, RequestPublisher
 
 from .errors import GatewayTimeout, ServiceUnavailable
 
@@ -97,7 +97,7 @@ def _consumer_count(conn, service_name):
 class ServiceRpc(DependencyProvider):
     """``self.<name>_rpc.<method>(...)``: see the module doc."""
 
-    reply_listener = ReplyListener()
+    reply_listener = PromptReplyListener()
     consumer_poll = ConsumerPoll()
 
     def __init__(self, service_name):

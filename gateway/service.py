@@ -9,7 +9,7 @@ from servicekit.base import ServiceBase
 from servicekit.config import SERVICE_NAMES
 from servicekit.errors import ServiceError
 
-from . import articles, events, login, users
+from . import articles, docs, events, login, users
 from .authentication import Authenticator
 from .broadcast import broadcast
 from .cache import ReadCache
@@ -36,7 +36,12 @@ def _health_status(reply):
 # through the module: `nameko run` starts every class with entrypoints that
 # it finds in this module's namespace.
 class GatewayService(
-    ServiceBase, articles.ArticlesRoutes, events.EventsRoutes, users.UsersRoutes, login.LoginRoutes
+    ServiceBase,
+    articles.ArticlesRoutes,
+    events.EventsRoutes,
+    users.UsersRoutes,
+    login.LoginRoutes,
+    docs.DocsRoutes,
 ):
     name = "gateway"
 
@@ -67,7 +72,7 @@ class GatewayService(
 
     @http("GET", "/api/openapi.json")
     def openapi(self, request):
-        return json_response(openapi_document())
+        return json_response(openapi_document(self.config["PUBLIC_BASE_URL"]))
 
     # Every gateway copy hears every change (see gateway.broadcast), to keep
     # its read cache and its refused tokens right.

@@ -4,7 +4,7 @@ from servicekit.errors import Forbidden
 
 from .errors import json_response
 from .http import http
-from .requests import list_params, page_response, read_json
+from .requests import list_params, page_response, read_json, request_key
 
 
 def shown_to(caller, user):
@@ -32,8 +32,8 @@ class UsersRoutes:
 
     @http("POST", "/api/users")
     def create_user(self, request):
-        self.auth.admin(request)
-        user = self.users_rpc.create(read_json(request))
+        caller, body = self.auth.admin(request), read_json(request)
+        user = self.users_rpc.create(body, request_key=request_key(request, caller, body))
         self.cache.invalidate("users", user["id"])
         return json_response(user, 201, {"Location": f"/api/users/{user['id']}"})
 
@@ -46,13 +46,13 @@ class UsersRoutes:
                 raise Forbidden("Only an admin or the user itself may change a user.")
             if "role" in body:
                 raise Forbidden("Only an admin may change a role.")
-        user = self.users_rpc.update(user_id, body)
+        user = self.users_rpc.update(user_id, body, request_key=request_key(request, caller, body))
         self.cache.invalidate("users", user_id)
         return json_response(user)
 
     @http("DELETE", "/api/users/<user_id>")
     def delete_user(self, request, user_id):
-        self.auth.admin(request)
-        user = self.users_rpc.delete(user_id)
+        caller = self.auth.admin(request)
+        user = self.users_rpc.delete(user_id, request_key=request_key(request, caller))
         self.cache.invalidate("users", user_id)
         return json_response(user)

@@ -8,19 +8,15 @@ a change's event carries the same dump, added to the outbox in the
 transaction of the change (``<resource>_added``/``_updated``/``_deleted``).
 """
 
-from datetime import timedelta
-
 from sqlalchemy import select
 
-from servicekit.db import by_primary_key, parse_id, utcnow
+from servicekit.db import by_primary_key, later_than, parse_id, utcnow
 from servicekit.errors import BadRequest, Forbidden, NotFound
 from servicekit.pagination import keyset_page, load_query
+from servicekit.request_keys import NO_KEY
 from servicekit.schemas import load
 
 from .schemas import NewsListQuerySchema
-
-# The smallest step of a PostgreSQL timestamp.
-_TICK = timedelta(microseconds=1)
 
 
 def no_filters(query, params):
@@ -43,14 +39,18 @@ class NewsItems:
         self.list_schema = list_schema or NewsListQuerySchema()
         self.filters = filters
 
-    def create(self, session, outbox, payload):
+    def create(self, session, outbox, payload, claim=NO_KEY):
+        """``claim``: the request's key (servicekit.request_keys); a request
+        done before answers as it did, and changes nothing."""
+        if claim.answer is not None:
+            return claim.answer
         if isinstance(payload, dict):
             payload = {k: v for k, v in payload.items() if k not in self.update_only_fields}
         now = utcnow()
         item = self.model(**load(self.schema, payload), created_at=now, updated_at=now)
         session.add(item)
         session.flush()
-        return self._announce(session, outbox, "added", item)
+        return self._announce(session, outbox, claim, "added", item)
 
     def get(self, reads, item_id):
         query = by_primary_key(self.model)
@@ -72,26 +72,29 @@ class NewsItems:
         )
         return {"items": self.schema.dump(items, many=True), "nextCursor": next_cursor}
 
-    def update(self, session, outbox, item_id, payload, expected_author=None):
+    def update(self, session, outbox, item_id, payload, expected_author=None, claim=NO_KEY):
         """Change only the fields sent; ``updatedDate`` moves every time.
 
         With ``expected_author``, only an item of that author is changed
         (``Forbidden`` otherwise), checked under the row lock.
         """
+        if claim.answer is not None:
+            return claim.answer
         item = self._locked(session, item_id, expected_author)
         for name, value in load(self.schema, payload, partial=True).items():
             setattr(item, name, value)
-        # Strictly later than the last update, even with a clock that lags.
-        item.updated_at = max(utcnow(), item.updated_at + _TICK)
+        item.updated_at = later_than(item.updated_at)
         session.flush()
-        return self._announce(session, outbox, "updated", item)
+        return self._announce(session, outbox, claim, "updated", item)
 
-    def delete(self, session, outbox, item_id, expected_author=None):
+    def delete(self, session, outbox, item_id, expected_author=None, claim=NO_KEY):
         """Delete the item and return it as it was (see ``update`` for the author)."""
+        if claim.answer is not None:
+            return claim.answer
         item = self._locked(session, item_id, expected_author)
         data = self.schema.dump(item)
         session.delete(item)
-        return self._announce(session, outbox, "deleted", item, data)
+        return self._announce(session, outbox, claim, "deleted", item, data)
 
     def list_query(self, params):
         """``(select, key)`` of a list: ``key`` has the ``created_at`` and
@@ -102,10 +105,12 @@ class NewsItems:
             query = query.join(key, key.id == self.model.id).where(key.tag == params["tag"])
         return self.filters(query, params), key
 
-    def _announce(self, session, outbox, change, item, data=None):
-        """Commit the change with its event; return the item as the API shows it."""
+    def _announce(self, session, outbox, claim, change, item, data=None):
+        """Commit the change with its event and the request's answer; return
+        the item as the API shows it."""
         data = self.schema.dump(item) if data is None else data
         outbox.add(session, f"{self.resource}_{change}", item.id, data)
+        claim.keep(data)
         session.commit()
         return data
 

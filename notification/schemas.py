@@ -4,16 +4,16 @@ from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validate
 
 from servicekit.idempotency import MalformedEvent
-from servicekit.schemas import WireSchema
+from servicekit.schemas import ReceivedEventSchema
 
 
-class ArticleSchema(WireSchema):
+class ArticleSchema(ReceivedEventSchema):
     id = fields.String(required=True, validate=validate.Length(min=1))
     title = fields.String(required=True)
     description = fields.String(required=True)
 
 
-class ArticleAddedSchema(WireSchema):
+class ArticleAddedSchema(ReceivedEventSchema):
     eventId = fields.UUID(required=True)
     data = fields.Nested(ArticleSchema, required=True)
 

@@ -2,7 +2,7 @@
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from nameko_sqlalchemy.database import Database as _Database
@@ -133,6 +133,17 @@ def by_primary_key(model):
 
 def utcnow():
     return datetime.now(UTC)
+
+
+# The smallest step of a PostgreSQL timestamp.
+_TICK = timedelta(microseconds=1)
+
+
+def later_than(previous):
+    """Now, or just after ``previous`` if a clock lags: an ``updatedDate``
+    only moves forward, whichever copy of a service made the change (its
+    readers, auth among them, keep the newest version by it)."""
+    return max(utcnow(), previous + _TICK)
 
 
 def id_column():

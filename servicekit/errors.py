@@ -33,6 +33,11 @@ class BadRequest(ServiceError):
 
 
 @_register
+class UnsupportedMediaType(ServiceError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+
+
+@_register
 class ValidationError(ServiceError):
     code = "VALIDATION_ERROR"
 

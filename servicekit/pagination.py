@@ -13,17 +13,18 @@ import json
 import uuid
 from datetime import datetime
 
-from marshmallow import Schema, fields, validate
 from marshmallow import ValidationError as SchemaError
+from marshmallow import fields, validate
 from sqlalchemy import tuple_
 
 from .errors import BadRequest
+from .schemas import WireSchema
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 
 
-class PageQuerySchema(Schema):
+class PageQuerySchema(WireSchema):
     limit = fields.Integer(
         load_default=DEFAULT_LIMIT, validate=validate.Range(min=1, max=MAX_LIMIT)
     )

@@ -26,6 +26,7 @@ from nameko.events import EventHandler
 
 from .db import iso, utcnow
 from .idempotency import MalformedEvent
+from .shutdown import PromptQueueConsumer
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,8 @@ class RetryingEventHandler(EventHandler):
     config's ``RETRY_DELAYS_SECONDS``, else :data:`DEFAULT_RETRY_DELAYS`.
     ``no_retry``: exception classes parked at once (retrying cannot help).
     """
+
+    queue_consumer = PromptQueueConsumer()
 
     def __init__(
         self, source_service, event_type, retry_delays=None, no_retry=(MalformedEvent,), **kwargs

@@ -28,9 +28,10 @@ from nameko.constants import (
     NON_PERSISTENT,
 )
 from nameko.exceptions import UnserializableValueError, serialize
-from nameko.rpc import Rpc, RpcConsumer, get_rpc_exchange
+from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from .errors import ServiceError
+from .shutdown import PromptQueueConsumer
 
 
 class RequestPublisher(Publisher):
@@ -44,6 +45,13 @@ class RequestPublisher(Publisher):
         return super().publish(payload, **kwargs)
 
 
+class PromptReplyListener(ReplyListener):
+    """nameko's ``ReplyListener`` (where a caller's replies arrive), on the
+    :class:`~servicekit.shutdown.PromptQueueConsumer`."""
+
+    queue_consumer = PromptQueueConsumer()
+
+
 class ReplyPublisher(Publisher):
     use_confirms = False
     delivery_mode = NON_PERSISTENT
@@ -51,6 +59,8 @@ class ReplyPublisher(Publisher):
 
 class QuickReplyRpcConsumer(RpcConsumer):
     """nameko's ``RpcConsumer``, replying through :class:`ReplyPublisher`."""
+
+    queue_consumer = PromptQueueConsumer()
 
     def setup(self):
         super().setup()

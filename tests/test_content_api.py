@@ -1,4 +1,4 @@
-"""Articles and events through the gateway (CONTRACT §3): the five routes of
+"""Articles and events through the gateway: the five routes of
 each, their access rules, errors and pages."""
 
 import time
@@ -109,10 +109,17 @@ def test_errors(web_session, make_user):
         assert response.headers["Content-Type"].startswith("application/json")
         return response.status_code, response.json()["error"]
 
+    auth_json = {**auth, "Content-Type": "application/json"}
     for data in ("{not json", "[1, 2]", "", '"text"'):
-        response = web_session.post("/api/articles", data=data, headers=auth)
+        response = web_session.post("/api/articles", data=data, headers=auth_json)
         assert error(response) == (400, "BAD_REQUEST"), data
-    assert error(web_session.put(f"/api/articles/{article['id']}", data="{", headers=auth)) == (
+    assert error(web_session.post("/api/articles", data="{}", headers=auth)) == (
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    assert error(
+        web_session.put(f"/api/articles/{article['id']}", data="{", headers=auth_json)
+    ) == (
         400,
         "BAD_REQUEST",
     )

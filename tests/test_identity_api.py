@@ -1,4 +1,4 @@
-"""Identity through the gateway: users, login, tokens, errors (CONTRACT §3)."""
+"""Identity through the gateway: users, login, tokens, errors."""
 
 from datetime import datetime
 
@@ -158,7 +158,7 @@ def test_repeated_failed_logins_are_throttled(web_session, stack):
 
 
 def test_every_error_has_the_contract_shape(web_session, admin_token):
-    admin = bearer(admin_token)
+    admin = {**bearer(admin_token), "Content-Type": "application/json"}
     long_body = b'{"firstName": "' + b"x" * (1024 * 1024) + b'"}'
     cases = [
         ("get", "/nope", {}, None, 404, "NOT_FOUND"),
@@ -167,6 +167,7 @@ def test_every_error_has_the_contract_shape(web_session, admin_token):
         ("post", "/api/users", admin, b"[1, 2]", 400, "BAD_REQUEST"),
         ("post", "/api/users", admin, long_body, 413, "PAYLOAD_TOO_LARGE"),
         ("post", "/api/users", admin, b'{"firstName": 5}', 422, "VALIDATION_ERROR"),
+        ("post", "/api/users", bearer(admin_token), b"{}", 415, "UNSUPPORTED_MEDIA_TYPE"),
         ("get", "/api/users/not-an-id", {}, None, 404, "NOT_FOUND"),
         ("get", "/api/users/00000000-0000-0000-0000-000000000000", {}, None, 404, "NOT_FOUND"),
         ("get", "/api/users?limit=0", {}, None, 400, "BAD_REQUEST"),

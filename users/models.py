@@ -3,6 +3,7 @@ from sqlalchemy.orm import DeclarativeBase, mapped_column
 
 from servicekit.db import id_column, timestamp_column
 from servicekit.outbox import OutboxMixin
+from servicekit.request_keys import RequestKeyMixin
 
 ROLES = ("regular", "admin")
 
@@ -35,4 +36,8 @@ class User(Base):
 
 
 class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+class RequestKey(RequestKeyMixin, Base):
     pass

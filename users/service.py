@@ -8,16 +8,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from servicekit.base import ServiceBase
-from servicekit.db import Database, by_primary_key, parse_id, utcnow
+from servicekit.db import Database, by_primary_key, later_than, parse_id
 from servicekit.errors import Conflict, NotFound
 from servicekit.outbox import Outbox
 from servicekit.pagination import PageQuerySchema, keyset_page, load_query
 from servicekit.passwords import hash_password
+from servicekit.request_keys import RequestKeys
 from servicekit.rpc import rpc
 from servicekit.schemas import load
 
 from .dependencies import AdminAccount
-from .models import Base, OutboxMessage, User
+from .models import Base, OutboxMessage, RequestKey, User
 from .schemas import user_event_data, user_schema
 
 
@@ -26,19 +27,23 @@ class UsersService(ServiceBase):
 
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
+    request_keys = RequestKeys(RequestKey)
     admin_account = AdminAccount()
 
     @rpc
-    def create(self, payload):
+    def create(self, payload, request_key=None):
+        """Store a new user; its password is hashed here (``request_key``:
+        servicekit.request_keys)."""
+        session = self.db.session
+        claim = self.request_keys.claim(session, request_key)
+        if claim.answer is not None:
+            return claim.answer
         fields = load(user_schema, payload)
         password = fields.pop("password")
         user = User(**fields, password_hash=hash_password(password))
-        session = self.db.session
         session.add(user)
         self._flush_unique_email(session)
-        self.outbox.add(session, "user_added", user.id, user_event_data(user))
-        session.commit()
-        return user_schema.dump(user)
+        return self._announce(session, claim, "user_added", user, user_event_data(user))
 
     @rpc
     def get(self, user_id):
@@ -81,36 +86,54 @@ class UsersService(ServiceBase):
         return {"items": user_schema.dump(users, many=True), "nextCursor": next_cursor}
 
     @rpc
-    def update(self, user_id, payload):
-        """Change only the fields sent; a new password is hashed here."""
-        fields = load(user_schema, payload, partial=True)
+    def update(self, user_id, payload, request_key=None):
+        """Change only the fields sent; a new password is hashed here. The
+        last admin keeps its role (``Conflict``)."""
         session = self.db.session
+        claim = self.request_keys.claim(session, request_key)
+        if claim.answer is not None:
+            return claim.answer
+        fields = load(user_schema, payload, partial=True)
+        admins = _lock_admins(session) if fields.get("role", "admin") != "admin" else ()
         user = self._get(session, user_id, for_update=True)
+        if user.role == "admin" and admins == [user.id]:
+            raise _last_admin("lose the admin role")
         password = fields.pop("password", None)
         for name, value in fields.items():
             setattr(user, name, value)
         if password is not None:
             user.password_hash = hash_password(password)
-        user.updated_at = utcnow()
+        user.updated_at = later_than(user.updated_at)
         self._flush_unique_email(session)
         data = user_event_data(user, with_password_hash=password is not None)
-        self.outbox.add(session, "user_updated", user.id, data)
-        session.commit()
-        return user_schema.dump(user)
+        return self._announce(session, claim, "user_updated", user, data)
 
     @rpc
-    def delete(self, user_id):
+    def delete(self, user_id, request_key=None):
+        """Delete the user and return it as it was; never the last admin."""
         session = self.db.session
+        claim = self.request_keys.claim(session, request_key)
+        if claim.answer is not None:
+            return claim.answer
+        admins = _lock_admins(session)
         user = self._get(session, user_id, for_update=True)
-        result = user_schema.dump(user)
+        if admins == [user.id]:
+            raise _last_admin("be deleted")
+        data = user_schema.dump(user)
         session.delete(user)
-        self.outbox.add(session, "user_deleted", user.id, result)
-        session.commit()
-        return result
+        return self._announce(session, claim, "user_deleted", user, data)
 
     @rpc
     def health(self):
         return self.db.health()
+
+    def _announce(self, session, claim, event_type, user, event_data):
+        """Commit the change with its event and the request's answer."""
+        self.outbox.add(session, event_type, user.id, event_data)
+        answer = user_schema.dump(user) if event_type != "user_deleted" else event_data
+        claim.keep(answer)
+        session.commit()
+        return answer
 
     def _get(self, session, user_id, for_update=False):
         query = select(User).where(User.id == parse_id(user_id, "user"))
@@ -135,3 +158,19 @@ class UsersService(ServiceBase):
                     {"emailAddress": ["Already in use."]},
                 ) from None
             raise
+
+
+def _lock_admins(session):
+    """The admins' ids, their rows locked in id order. Taken before the
+    changed user's row, always in this order: two admins demoting or
+    deleting each other at once take turns (no deadlock), and the second
+    sees it would remove the last admin."""
+    query = select(User.id).where(User.role == "admin").order_by(User.id).with_for_update()
+    return list(session.scalars(query))
+
+
+def _last_admin(change):
+    return Conflict(
+        f"The last admin cannot {change}; make another user an admin first.",
+        {"role": ["The only admin."]},
+    )

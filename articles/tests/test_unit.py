@@ -8,12 +8,19 @@ from sqlalchemy.dialects import postgresql
 from articles.models import Article, ArticleTag
 from articles.service import ArticlesService, article_items
 from servicekit.errors import BadRequest, ValidationError
+from servicekit.request_keys import NO_KEY
 
 NEW_ARTICLE = {"authorUID": "u1", "title": "T", "description": "D", "body": "B"}
 
 
-def test_create_adds_the_row_and_its_event_in_one_commit():
+def articles_service():
     service = worker_factory(ArticlesService)
+    service.request_keys.claim.return_value = NO_KEY  # a request without a key
+    return service
+
+
+def test_create_adds_the_row_and_its_event_in_one_commit():
+    service = articles_service()
     service.create({**NEW_ARTICLE, "meta": {"likes": -5}, "createdDate": "1999"})
 
     (article,) = service.db.session.add.call_args.args
@@ -28,7 +35,7 @@ def test_create_adds_the_row_and_its_event_in_one_commit():
 
 
 def test_invalid_input_never_reaches_the_database():
-    service = worker_factory(ArticlesService)
+    service = articles_service()
     with pytest.raises(ValidationError):
         service.create({**NEW_ARTICLE, "title": ""})
     with pytest.raises(BadRequest):

@@ -139,3 +139,14 @@ def test_failed_logins_are_throttled_per_account(auth):
     with pytest.raises(TooManyRequests) as blocked:
         auth.login("reader@example.com", "right pass", client="10.0.0.2")
     assert 1 <= blocked.value.retry_after <= 30
+
+
+def test_health_waits_for_an_admin_who_can_log_in(auth):
+    assert auth.health() == "starting"
+    auth.deliver("user_added", user_event(uuid.uuid4(), at=T0, password="pw pw pw"))
+    assert auth.health() == "starting"  # a regular user is not enough
+    auth.deliver("user_added", user_event(uuid.uuid4(), at=T0, email="root@x.org", role="admin"))
+    assert auth.health() == "starting"  # an admin without a password cannot log in
+    admin = user_event(uuid.uuid4(), at=T0, email="boss@x.org", role="admin", password="pw pw pw")
+    auth.deliver("user_added", admin)
+    assert auth.health() == "ok"

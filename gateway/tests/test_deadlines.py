@@ -4,9 +4,9 @@ import time
 
 import eventlet
 import pytest
-from nameko.rpc import rpc
 
 from gateway.service import GatewayService
+from servicekit.rpc import rpc
 from tests.conftest import eventually
 
 

@@ -11,12 +11,12 @@ import uuid
 from collections import Counter
 
 import pytest
-from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 
 from gateway.service import GatewayService
 from servicekit.errors import NotFound
+from servicekit.rpc import rpc
 from servicekit.tokens import issue_token
 from tests.conftest import bearer
 
@@ -41,7 +41,7 @@ class FakeResource:
         return {"items": list(self.items.values()), "nextCursor": None}
 
     @rpc
-    def update(self, item_id, payload, expected_author=None):
+    def update(self, item_id, payload, expected_author=None, request_key=None):
         self.items[item_id] = {**self.items[item_id], **payload}
         return self.items[item_id]
 

@@ -58,7 +58,8 @@ def test_user_updates_itself_and_admin_updates_anyone(gateway):
     assert gateway.update_user(request("PUT", {"firstName": "B"}), "u1").status_code == 200
     as_caller(gateway, "u9", "admin")
     assert gateway.update_user(request("PUT", {"role": "admin"}), "u1").status_code == 200
-    gateway.users_rpc.update.assert_called_with("u1", {"role": "admin"})
+    (user_id, body), kwargs = gateway.users_rpc.update.call_args
+    assert (user_id, body, kwargs["request_key"]["caller"]) == ("u1", {"role": "admin"}, "u9")
 
 
 def test_create_answers_201_with_location(gateway):

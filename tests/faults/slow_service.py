@@ -8,9 +8,9 @@ process ran it, and how many times.
 import os
 
 import eventlet
-from nameko.rpc import rpc
 
 from servicekit.config import CheckedConfig
+from servicekit.rpc import rpc
 from servicekit.shutdown import GracefulShutdown
 
 

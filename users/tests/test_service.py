@@ -1,9 +1,12 @@
 """The users service in a real container, on the real broker and database."""
 
+from datetime import datetime, timedelta
+
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import select
 
+from servicekit import db
 from servicekit.errors import BadRequest, Conflict, NotFound, ValidationError
 from servicekit.passwords import verify_password
 from users.models import OutboxMessage, User
@@ -101,3 +104,13 @@ def test_delete_returns_user_and_removes_it(users):
     assert deleted["id"] == created["id"]
     with pytest.raises(NotFound):
         users.get(created["id"])
+
+
+def test_updated_date_only_moves_forward_even_with_a_clock_that_lags(users, monkeypatch):
+    created = users.create(NEW_USER)
+    frozen = datetime.fromisoformat(created["updatedDate"].replace("Z", "+00:00"))
+    # Another copy of the service whose clock is behind this one's.
+    monkeypatch.setattr(db, "utcnow", lambda: frozen - timedelta(minutes=5))
+    first = users.update(created["id"], {"firstName": "Ada"})
+    second = users.update(created["id"], {"firstName": "Augusta"})
+    assert created["updatedDate"] < first["updatedDate"] < second["updatedDate"]

@@ -1,0 +1,146 @@
+"""Writes that take effect once: the ``Idempotency-Key`` of a request.
+
+A write RPC may carry ``request_key={"key", "caller", "fingerprint",
+"seconds"}``. The service claims the key first in the transaction of the
+change, and keeps its answer in the same transaction:
+
+- the key seen before with the same fingerprint (the same request): the
+  first answer comes back, and nothing is done again;
+- with another fingerprint: 422, the key names another request;
+- while the first request still runs (its transaction holds the key): 409.
+
+Keys are scoped by caller and kept ``seconds``: a client's for 24 h; the
+gateway gives every write without one a key of its own, kept for minutes, so
+that an RPC redelivered after a crash does not act twice.
+"""
+
+import logging
+from datetime import timedelta
+
+import eventlet
+from nameko.extensions import DependencyProvider
+from sqlalchemy import DateTime, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import mapped_column
+
+from .config import database_url
+from .db import make_engine, utcnow
+from .errors import BadRequest, Conflict, ValidationError
+
+log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 60.0
+PRUNE_BATCH = 1000
+MAX_SECONDS = 24 * 3600
+
+
+class RequestKeyMixin:
+    """Columns of a service's ``request_keys`` table."""
+
+    __tablename__ = "request_keys"
+
+    caller = mapped_column(String(64), primary_key=True)
+    key = mapped_column(String(255), primary_key=True)
+    fingerprint = mapped_column(String(64), nullable=False)
+    answer = mapped_column(JSONB, nullable=True)
+    expires_at = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+
+
+class Claim:
+    """A claimed key: ``answer`` if the request was done before (replay it);
+    otherwise ``keep(answer)`` before the commit."""
+
+    def __init__(self, row=None, answer=None):
+        self._row = row
+        self.answer = answer
+
+    def keep(self, answer):
+        if self._row is not None:
+            self._row.answer = answer
+
+
+NO_KEY = Claim()
+
+
+class RequestKeys(DependencyProvider):
+    """``self.request_keys.claim(session, request_key)`` in a write RPC;
+    ``RequestKeys(RequestKey)`` with the service's model. Expired keys are
+    deleted in the background."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def setup(self):
+        table = self.model.__table__.name
+        self.engine = make_engine(database_url(self.container.config, self.container.service_name))
+        self._prune = text(
+            f"DELETE FROM {table} WHERE (caller, key) IN (SELECT caller, key FROM {table} "
+            f"WHERE expires_at < now() LIMIT {PRUNE_BATCH})"
+        )
+
+    def start(self):
+        self._pruner = self.container.spawn_managed_thread(self._prune_forever)
+
+    def stop(self):
+        self._pruner.kill()
+        self.engine.dispose()
+
+    kill = stop
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def claim(self, session, request_key):
+        if request_key is None:
+            return NO_KEY
+        caller, key, fingerprint, seconds = _parsed(request_key)
+        # Held until this transaction ends: a repeat arriving meanwhile is told so.
+        held = session.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"request-key\n{caller}\n{key}"},
+        ).scalar()
+        if not held:
+            raise Conflict(
+                "A request with this Idempotency-Key is still running; try again when it is done.",
+                {"Idempotency-Key": ["In use by a request still running."]},
+            )
+        now = utcnow()
+        row = session.get(self.model, (caller, key))
+        if row is not None and row.expires_at > now and row.answer is not None:
+            if row.fingerprint != fingerprint:
+                raise ValidationError(
+                    "This Idempotency-Key was used for another request.",
+                    {"Idempotency-Key": ["Used with another method, path or body."]},
+                )
+            return Claim(answer=row.answer)
+        if row is None:
+            row = self.model(caller=caller, key=key)
+            session.add(row)
+        row.fingerprint = fingerprint
+        row.expires_at = now + timedelta(seconds=seconds)
+        return Claim(row=row)
+
+    def _prune_forever(self):
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    deleted = conn.execute(self._prune).rowcount
+            except Exception as exc:
+                log.warning("request keys: pruning deferred (%s: %s)", type(exc).__name__, exc)
+                deleted = 0
+            if deleted < PRUNE_BATCH:
+                eventlet.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+def _parsed(request_key):
+    try:
+        caller, key = str(request_key["caller"]), str(request_key["key"])
+        fingerprint = str(request_key.get("fingerprint", ""))
+        seconds = float(request_key.get("seconds", MAX_SECONDS))
+    except (TypeError, KeyError, ValueError):
+        raise BadRequest(
+            'request_key must be {"caller", "key", "fingerprint", "seconds"}.'
+        ) from None
+    if not (0 < seconds <= MAX_SECONDS) or not key or len(key) > 255 or len(caller) > 64:
+        raise BadRequest("request_key is out of bounds.", {"request_key": [str(request_key)[:200]]})
+    return caller, key, fingerprint[:64], seconds
