@@ -1,6 +1,6 @@
 # Local News backend: everyday commands. `make help` lists them.
 # Needs GNU make and python3 (3.11); RabbitMQ and PostgreSQL at the addresses
-# of config.yml (or the environment variables of CONTRACT.md).
+# of config.yml (or the environment variables listed in the README).
 
 SHELL := /bin/bash
 
