@@ -1,6 +1,6 @@
 # Local News backend: everyday commands. `make help` lists them.
 # Needs GNU make and python3 (3.11); RabbitMQ and PostgreSQL at the addresses
-# of config.yml (or the environment variables listed in the README).
+# of config.yml (or the environment variables of docs/operations.md).
 
 SHELL := /bin/bash
 
@@ -20,16 +20,16 @@ RABBITMQ_API ?= http://guest:guest@localhost:15672/api
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install requirements.txt (only when it changed)
+install: $(STAMP) ## Create .venv and install requirements(-dev).txt (only when they changed)
 
 $(PYTHON):
 	$(PYTHON3) -m venv $(VENV)
 
-# The stamp is newer than requirements.txt once that exact file is installed.
-# requirements.txt pins setuptools (<80: nameko's CLI needs pkg_resources),
-# which replaces whatever setuptools the fresh venv came with.
-$(STAMP): requirements.txt | $(PYTHON)
-	$(PYTHON) -m pip install --quiet -r requirements.txt
+# The stamp is newer than the requirements once those exact files are
+# installed. requirements.txt pins setuptools (<80: nameko's CLI needs
+# pkg_resources), which replaces whatever setuptools the fresh venv came with.
+$(STAMP): requirements.txt requirements-dev.txt | $(PYTHON)
+	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
 	$(PYTHON) -m pip check
 	$(VENV)/bin/nameko --help >/dev/null
 	touch $@
@@ -40,16 +40,18 @@ run: install ## Bootstrap (broker, databases, migrations) and run every service
 migrate: install ## Wait for RabbitMQ/PostgreSQL, create the databases, migrate
 	$(PYTHON) -m servicekit.bootstrap
 
-# The repository on the import path: typed errors (servicekit.errors) come
-# back as themselves, with their details.
 shell: install ## nameko shell for operations: n.rpc.<service>.<method>(...)
-	PYTHONPATH=. $(VENV)/bin/nameko shell --config config.yml
+	$(PYTHON) -m servicekit.shell
 
+# tests/prerequisites.py: RabbitMQ's management API (enabled here if this user
+# may), PostgreSQL; one line saying what to do where it cannot.
 test: install ## Run the whole test suite (PYTEST_ARGS="..." for extra arguments)
+	$(PYTHON) -m tests.prerequisites
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # pytest exits with 5 when no test is selected: not a failure here.
 test-faults: install ## Run the fault-injection tests (pytest -m faults)
+	$(PYTHON) -m tests.prerequisites
 	@rc=0; $(PYTHON) -m pytest -m faults $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test-faults: no tests marked 'faults'"; rc=0; fi; \
 	exit $$rc
@@ -59,6 +61,13 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: install ## Benchmark on a stack of its own: one table, JSON in bench/results/ (BENCH_ARGS="...")
 	$(PYTHON) -m bench $(BENCH_ARGS)
+
+# Against an API that is already running (`make run` in another terminal, or
+# `docker compose up`): API_URL (default http://localhost:8000), FUZZ_SEED to
+# replay a run, FUZZ_MAX_EXAMPLES (default 100); it logs in as ADMIN_EMAIL.
+.PHONY: fuzz
+fuzz: install ## Schemathesis against the running API's OpenAPI document (API_URL, FUZZ_SEED)
+	$(PYTHON) -m tests.fuzz
 
 lint: install ## ruff check + ruff format --check
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,7 @@ from servicekit.dead_letters import DeadLetters, dead_letter_rpcs
 from servicekit.errors import InvalidCredentials
 from servicekit.idempotency import MalformedEvent, claim_event
 from servicekit.passwords import verify_password
+from servicekit.retention import Retention
 from servicekit.retry import retrying_event_handler
 from servicekit.rpc import rpc
 from servicekit.schemas import load
@@ -22,7 +23,7 @@ from servicekit.tokens import issue_token
 
 from . import throttle
 from .credentials import apply_user_event
-from .models import Base, Credential, ProcessedEvent
+from .models import Base, Credential, LoginThrottle, ProcessedEvent
 from .schemas import login_schema, user_event_schema
 
 
@@ -31,6 +32,11 @@ class AuthService(ServiceBase):
 
     db = Database(Base)
     dead_letters = DeadLetters()
+    processed_events = Retention(
+        ProcessedEvent, "processed_at", days_setting="PROCESSED_EVENTS_RETENTION_DAYS", days=30
+    )
+    # Failures older than a day no longer count (throttle.WINDOW) nor block.
+    old_login_failures = Retention(LoginThrottle, "window_started_at", days=1)
 
     # Operators: n.rpc.auth.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()

@@ -13,6 +13,7 @@ from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from servicekit.errors import Forbidden, Unauthorized
+from servicekit.logs import Trouble
 from servicekit.tokens import InvalidToken, verify_token
 
 from .broadcast import BroadcastConsumer
@@ -79,16 +80,18 @@ class Authenticator(DependencyProvider):
             self._loader = self.container.spawn_managed_thread(self._load_revocations)
 
     def _load_revocations(self):
+        trouble = Trouble(log)
         while True:
             try:
                 with ClusterRpcProxy(self.container.config, timeout=5) as cluster:
                     known = cluster.auth.revocations()
                 break
             except Exception as exc:
-                log.warning(
+                trouble.occurred(
                     "cannot load revoked tokens from auth yet (%s); retrying", type(exc).__name__
                 )
                 eventlet.sleep(2)
+        trouble.over("revoked tokens loaded from auth")
         forget_at = time.time() + self.keep_seconds
         for user_id in known["deleted"]:
             self.deleted[user_id] = forget_at

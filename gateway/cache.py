@@ -31,6 +31,8 @@ from collections import OrderedDict
 
 from nameko.extensions import DependencyProvider, SharedExtension
 
+from servicekit.metrics import REPORTED
+
 from .broadcast import BroadcastConsumer
 
 DEFAULT_MAX_ENTRIES = 10_000
@@ -145,6 +147,7 @@ class CacheStore(SharedExtension):
         self.bytes = 0
         self.hits = self.misses = self.evictions = self.invalidations = 0
         self.broadcasts.on_reconnect(self.clear)
+        REPORTED.caches.add(self)
 
     def lookup(self, key, authorized):
         """The answer for ``key``, if any, and if it may be given to a request

@@ -8,6 +8,7 @@ traceback, because a 500 is a bug.
 import json
 import logging
 
+from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -44,6 +45,10 @@ MESSAGES = {
 }
 
 
+# SQLAlchemy's and psycopg2's names for a database that is down or away.
+UNREACHABLE_STORE_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
+
+
 class ServiceUnavailable(ServiceError):
     code = "SERVICE_UNAVAILABLE"
 
@@ -65,6 +70,11 @@ def error_response(exc):
         code, message, details = exc.code, exc.message, exc.details
         if isinstance(exc, TooManyRequests):
             headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, RemoteError) and exc.exc_type in UNREACHABLE_STORE_ERRORS:
+        # The service runs but cannot reach its database: unavailable, not a bug.
+        log.warning("a service cannot reach its database: %s", exc)
+        code, details = "SERVICE_UNAVAILABLE", {}
+        message = "A service cannot reach its database; try again later."
     elif isinstance(exc, HTTPException) and exc.code in CODE_BY_HTTP_STATUS:
         code = CODE_BY_HTTP_STATUS[exc.code]
         message, details = MESSAGES.get(exc.code, exc.description), {}

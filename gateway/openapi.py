@@ -257,21 +257,28 @@ def operation(
 
 # --- schemas from marshmallow -------------------------------------------------
 
-INPUT_DATE = "ISO 8601: a date-time with an offset, or one without (UTC), or a date alone."
+INPUT_DATE = (
+    "ISO 8601: a date-time with an offset, or one without (UTC), or a date alone; "
+    "years 1000 to 9998. A date that does not exist (30 February) is refused."
+)
+# Years 1000-9998, so that no offset can move an instant out of the years a
+# datetime holds; the days of each month are checked by the service.
+_YEAR, _MONTH, _DAY = (
+    r"(1\d{3}|[2-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])",
+    r"(0[1-9]|1[0-2])",
+    r"(0[1-9]|[12]\d|3[01])",
+)
+_TIME = r"([01]\d|2[0-3])(:[0-5]\d(:[0-5]\d(\.\d{1,6})?)?)?"
+_OFFSET = r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)?"
+INPUT_DATE_PATTERN = f"^{_YEAR}-{_MONTH}-{_DAY}([T ]{_TIME}{_OFFSET})?$"
 
 
 def input_date(description=INPUT_DATE):
     """What ``UTCDate`` loads: ISO 8601 date-times, with or without an offset, and dates."""
     return {
         "description": description,
-        "anyOf": [
-            string(format="date-time"),
-            string(format="date"),
-            string(
-                pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(:\d{2}(:\d{2}(\.\d{1,6})?)?)?$",
-                description="A date-time without an offset: UTC.",
-            ),
-        ],
+        "type": "string",
+        "pattern": INPUT_DATE_PATTERN,
         "example": "2026-12-05T08:00:00+01:00",
     }
 
@@ -321,6 +328,7 @@ class View:
     partial: bool = False
     optional: tuple = ()
     notes: tuple = ()  # (property, description or dict of keywords)
+    ignored: tuple = ()  # (property, description): accepted as anything, ignored
 
 
 def add_view(spec, view):
@@ -347,6 +355,8 @@ def add_view(spec, view):
                 properties[field.data_key or name] = input_date()
     for name, note in view.notes:
         properties[name].update({"description": note} if isinstance(note, str) else note)
+    for name, note in view.ignored:
+        properties[name] = {"description": note}
 
 
 def news_views(name, schema, counter):
@@ -367,7 +377,8 @@ def news_views(name, schema, counter):
             f"{a} to create. The server-owned fields of the answer ({ignored}) may be "
             "sent back and are ignored; any other unknown field is a 422.",
             optional=("authorUID",),
-            notes=(author, ("meta", f"{meta} Ignored on create: counters start at 0.")),
+            notes=(author,),
+            ignored=(("meta", "Ignored on create, whatever it holds: counters start at 0."),),
         ),
         View(
             f"{name}Update",
@@ -437,7 +448,7 @@ QUERY_NOTES = {
     "limit": "Items per page.",
     "cursor": "Opaque: from the `Link` of the previous page.",
     "tag": "Only items with this tag.",
-    "from": f"Events whose `eventDate` is this or later. {INPUT_DATE}",
+    "from": f"Events whose `eventDate` is this or later; after `to`, a 400. {INPUT_DATE}",
     "to": f"Events whose `eventDate` is this or earlier; a date alone includes that whole "
     f"day. {INPUT_DATE}",
 }
@@ -522,9 +533,9 @@ def add_parameters(spec):
             "header",
             {
                 "name": "X-Request-Id",
-                "description": "A correlation id for this request, echoed back; anything "
-                "else is replaced by a new one.",
-                "schema": REQUEST_ID,
+                "description": "A correlation id for this request: 1 to 64 of "
+                "`A-Z a-z 0-9 . _ -` are echoed back; anything else is replaced by a new one.",
+                "schema": string(),
             },
         ),
         "IfNoneMatch": (

@@ -24,6 +24,7 @@ from kombu import Connection
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy
 
+from servicekit.logs import Trouble
 from servicekit.rpc import PromptReplyListener, RequestPublisher
 
 from .errors import GatewayTimeout, ServiceUnavailable
@@ -69,15 +70,17 @@ class ConsumerPoll(SharedExtension):
         return self.consumers[service_name] > 0
 
     def _poll(self):
+        trouble = Trouble(log)
         while True:
             try:
                 with Connection(self.amqp_uri, connect_timeout=2) as conn:
                     while True:
                         for name in self.watched:
                             self.consumers[name] = _consumer_count(conn, name)
+                        trouble.over("polling RPC consumers again")
                         eventlet.sleep(CONSUMER_POLL_SECONDS)
             except Exception as exc:
-                log.warning("cannot poll RPC consumers (%s); will retry", exc)
+                trouble.occurred("cannot poll RPC consumers (%s); will retry", exc)
                 self.consumers.clear()
                 eventlet.sleep(CONSUMER_POLL_SECONDS)
 

@@ -6,7 +6,7 @@ contract's JSON errors.
 """
 
 from servicekit.base import ServiceBase
-from servicekit.config import SERVICE_NAMES
+from servicekit.config import SERVICE_NAMES, public_base_url
 from servicekit.errors import ServiceError
 
 from . import articles, docs, events, login, users
@@ -72,7 +72,7 @@ class GatewayService(
 
     @http("GET", "/api/openapi.json")
     def openapi(self, request):
-        return json_response(openapi_document(self.config["PUBLIC_BASE_URL"]))
+        return json_response(openapi_document(public_base_url(self.config)))
 
     # Every gateway copy hears every change (see gateway.broadcast), to keep
     # its read cache and its refused tokens right.

@@ -7,9 +7,11 @@ a growing delay (servicekit.retry) and is parked after the last try.
 """
 
 from servicekit.base import ServiceBase
+from servicekit.config import public_base_url
 from servicekit.db import Database
 from servicekit.dead_letters import DeadLetters, dead_letter_rpcs
 from servicekit.idempotency import claim_event
+from servicekit.retention import Retention
 from servicekit.retry import retrying_event_handler
 from servicekit.rpc import rpc
 
@@ -25,6 +27,9 @@ class NotificationService(ServiceBase):
     db = Database(Base)
     smtp = Smtp()
     dead_letters = DeadLetters()
+    processed_events = Retention(
+        ProcessedEvent, "processed_at", days_setting="PROCESSED_EVENTS_RETENTION_DAYS", days=30
+    )
 
     # Operators: n.rpc.notification.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
@@ -40,7 +45,7 @@ class NotificationService(ServiceBase):
             event_id=event["eventId"],
             sender=self.config["MAIL_FROM"],
             recipient=self.config["ADMIN_EMAIL"],
-            base_url=self.config["PUBLIC_BASE_URL"],
+            base_url=public_base_url(self.config),
         )
         try:
             self.smtp.send(message)

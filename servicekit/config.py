@@ -46,18 +46,23 @@ def database_url(config, service_name):
     return config["DB_URIS"][database_key(service_name)]
 
 
+def public_base_url(config):
+    """Where clients reach the API: ``PUBLIC_BASE_URL``, else this host on
+    the gateway's port (``GATEWAY_PORT``)."""
+    port = str(config.get("WEB_SERVER_ADDRESS", "8000")).rsplit(":", 1)[-1]
+    return (config.get("PUBLIC_BASE_URL") or f"http://localhost:{port}").rstrip("/")
+
+
 def check_config(config):
-    """Refuse development secrets when ``APP_ENV=production``."""
-    if config.get("JWT_SECRET") == DEV_JWT_SECRET:
-        if config.get("APP_ENV") == "production":
-            raise ConfigError("APP_ENV=production: set JWT_SECRET to a secret of your own.")
-        log.warning("JWT_SECRET is the development default; never use it in production.")
-    if config.get("APP_ENV") == "production" and config.get("ADMIN_PASSWORD") in (
-        None,
-        "",
-        DEV_ADMIN_PASSWORD,
-    ):
+    """Refuse development or empty secrets when ``APP_ENV=production``."""
+    production = config.get("APP_ENV") == "production"
+    if production and config.get("JWT_SECRET") in (None, "", DEV_JWT_SECRET):
+        raise ConfigError("APP_ENV=production: set JWT_SECRET to a secret of your own.")
+    if production and config.get("ADMIN_PASSWORD") in (None, "", DEV_ADMIN_PASSWORD):
         raise ConfigError("APP_ENV=production: set ADMIN_PASSWORD to a password of your own.")
+    if config.get("JWT_SECRET") == DEV_JWT_SECRET and not os.environ.get("DEV_SETTINGS_WARNED"):
+        # Said once under `make run`: its children are told it was.
+        log.warning("JWT_SECRET is the development default; never use it in production.")
 
 
 class CheckedConfig(DependencyProvider):

@@ -12,12 +12,16 @@ then ``n.rpc.<service>.dead_letters_list()``, ``.dead_letters_replay(id)``,
 
 import logging
 from contextlib import closing
+from datetime import datetime, timedelta
 from itertools import islice
 
+import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
+from .db import utcnow
+from .logs import Trouble
 from .retry import (
     ERROR_HEADER,
     PARKED_AT_HEADER,
@@ -31,18 +35,33 @@ from .rpc import rpc
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RETENTION_DAYS = 14.0
+PRUNE_INTERVAL_SECONDS = 3600.0
+
 
 class DeadLetters(DependencyProvider):
     """The service's parked messages, for operators.
 
     ``list(limit)`` describes them; ``replay(message_id=None)`` sends them
     back to their handler with the attempt counter reset, and
-    ``discard(message_id=None)`` deletes them (``None``: all).
+    ``discard(message_id=None)`` deletes them (``None``: all). Messages parked
+    longer than ``DEAD_LETTER_RETENTION_DAYS`` (14) are discarded, hourly.
     """
 
     def setup(self):
-        self.amqp_uri = self.container.config[AMQP_URI_CONFIG_KEY]
+        config = self.container.config
+        self.amqp_uri = config[AMQP_URI_CONFIG_KEY]
         self.publisher = confirming_publisher(self.amqp_uri)
+        days = float(config.get("DEAD_LETTER_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+        self.retention = timedelta(days=days)
+
+    def start(self):
+        self._pruner = self.container.spawn_managed_thread(self._prune_forever)
+
+    def stop(self):
+        self._pruner.kill()
+
+    kill = stop
 
     def get_dependency(self, worker_ctx):
         return self
@@ -71,6 +90,33 @@ class DeadLetters(DependencyProvider):
                 count += 1
         log.warning("discarded %d parked message(s)", count)
         return count
+
+    def prune(self):
+        """Discard what was parked before the retention; how many. Messages
+        are parked in order, so the oldest are first in each queue."""
+        oldest_kept = utcnow() - self.retention
+        count = 0
+        with closing(self._parked()) as parked:
+            for _, message in parked:
+                parked_at = message.headers.get(PARKED_AT_HEADER)
+                if parked_at and datetime.fromisoformat(parked_at) < oldest_kept:
+                    message.ack()
+                    count += 1
+        if count:
+            log.warning("discarded %d message(s) parked over %s ago", count, self.retention)
+        return count
+
+    def _prune_forever(self):
+        trouble = Trouble(log)
+        while True:
+            try:
+                self.prune()
+                trouble.over("parked messages: pruning again")
+            except Exception as exc:
+                trouble.occurred(
+                    "parked messages: pruning deferred (%s: %s)", type(exc).__name__, exc
+                )
+            eventlet.sleep(PRUNE_INTERVAL_SECONDS)
 
     def _handlers(self):
         return [ep for ep in self.container.entrypoints if isinstance(ep, RetryingEventHandler)]

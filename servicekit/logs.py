@@ -1,8 +1,18 @@
-"""Correlation ids in every log line, across HTTP, RPC and events.
+"""Log lines that say what matters, once, with the request they belong to.
 
-The gateway takes ``X-Request-Id`` (or makes one) and puts it in the worker's
-context data; nameko copies context data into RPC and event headers, so every
-service downstream logs the same id.
+- Correlation ids across HTTP, RPC and events: the gateway takes
+  ``X-Request-Id`` (or makes one) and puts it in the worker's context data;
+  nameko copies context data into RPC and event headers, so every service
+  downstream logs the same id. Each record also names the service and, in a
+  worker, its entrypoint.
+- An expected client error (a ``NotFound``, a ``ValidationError``...) is one
+  line at INFO without a traceback; nameko logs it as a warning with one.
+- A trouble that lasts (the broker down) is said once when it starts and
+  once when it ends (:class:`Trouble`), not at every retry.
+- ``LOG_FORMAT=json``: one JSON object a line (config.yml's ``json``
+  formatter), with ``service``, ``level``, ``correlation_id``,
+  ``entrypoint`` and, on the lines of ``localnews.workers`` (one a worker,
+  at ``ACCESS_LOG_LEVEL``), ``outcome`` and ``duration_ms``.
 """
 
 import logging
@@ -15,6 +25,8 @@ CONTEXT_KEY = "correlation_id"
 
 # Green-thread local once eventlet has monkey-patched threading.
 _current = threading.local()
+# The service of this process (the last container set up, in a test process).
+_service = {"name": "-"}
 
 
 def new_correlation_id():
@@ -26,15 +38,44 @@ def current_correlation_id():
 
 
 class CorrelationIdFilter(logging.Filter):
-    """Adds ``%(correlation_id)s`` to every record ("-" outside a worker)."""
+    """Adds ``correlation_id``, ``service`` and ``entrypoint`` to every record
+    ("-" outside a worker), and turns nameko's report of an expected error
+    into one line at INFO."""
 
     def filter(self, record):
         record.correlation_id = current_correlation_id() or "-"
+        record.service = _service["name"]
+        record.entrypoint = getattr(_current, "entrypoint", None) or "-"
+        if record.name == "nameko.containers" and str(record.msg).startswith("(expected)"):
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
         return True
+
+
+class Trouble:
+    """A problem that lasts: said once as a warning when it starts (the
+    repeats at DEBUG), and once when it is over."""
+
+    def __init__(self, logger):
+        self.logger = logger
+        self.active = False
+
+    def occurred(self, message, *args):
+        level = logging.DEBUG if self.active else logging.WARNING
+        self.logger.log(level, message, *args)
+        self.active = True
+
+    def over(self, message, *args):
+        if self.active:
+            self.logger.info(message, *args)
+        self.active = False
 
 
 class CorrelationId(DependencyProvider):
     """Makes the worker's correlation id current for its log lines."""
+
+    def setup(self):
+        _service["name"] = self.container.service_name
 
     def worker_setup(self, worker_ctx):
         value = worker_ctx.context_data.get(CONTEXT_KEY)
@@ -42,9 +83,10 @@ class CorrelationId(DependencyProvider):
             value = new_correlation_id()
             worker_ctx.context_data[CONTEXT_KEY] = value
         _current.value = value
+        _current.entrypoint = worker_ctx.entrypoint.method_name
 
     def worker_teardown(self, worker_ctx):
-        _current.value = None
+        _current.value = _current.entrypoint = None
 
     def get_dependency(self, worker_ctx):
         return worker_ctx.context_data.get(CONTEXT_KEY)

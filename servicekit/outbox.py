@@ -30,6 +30,8 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from .config import database_url
 from .db import iso, make_engine, utcnow
+from .logs import Trouble
+from .metrics import REPORTED
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         # Set while the last relay failed (broker or database down): then
         # the sweeper alone retries, see worker_result.
         self._failing = False
+        self._trouble = Trouble(log)
 
     def setup(self):
         config = self.container.config
@@ -116,6 +119,8 @@ class Outbox(DependencyProvider, HeaderEncoder):
         )
         self._claim_any = text(_CLAIM_SQL.format(table=table, only_mine=""))
         self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
+        self._backlog = text(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")
+        REPORTED.outboxes.add(self)
         # Oldest ids first on the primary key: stops after one batch of matches.
         self._prune = text(
             f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
@@ -168,10 +173,19 @@ class Outbox(DependencyProvider, HeaderEncoder):
                     conn.execute(self._mark, {"ids": [row.id for row in rows]})
         except Exception as exc:  # broker or database down: the sweeper retries
             self._failing = True
-            log.warning("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
+            self._trouble.occurred("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
             return 0
         self._failing = False
+        self._trouble.over("outbox: publishing again")
         return len(rows)
+
+    def backlog(self):
+        """Events committed but not yet published (``None`` if unknown)."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(self._backlog).scalar()
+        except Exception:
+            return None
 
     def prune(self):
         """Delete one batch of rows published before the retention; the count."""
@@ -179,7 +193,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
             with self.engine.begin() as conn:
                 return conn.execute(self._prune).rowcount
         except Exception as exc:
-            log.warning("outbox: pruning deferred (%s: %s)", type(exc).__name__, exc)
+            self._trouble.occurred("outbox: pruning deferred (%s: %s)", type(exc).__name__, exc)
             return 0
 
     def _sweep_forever(self):

@@ -14,23 +14,17 @@ gateway gives every write without one a key of its own, kept for minutes, so
 that an RPC redelivered after a crash does not act twice.
 """
 
-import logging
 from datetime import timedelta
 
-import eventlet
 from nameko.extensions import DependencyProvider
 from sqlalchemy import DateTime, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import mapped_column
 
-from .config import database_url
-from .db import make_engine, utcnow
+from .db import utcnow
 from .errors import BadRequest, Conflict, ValidationError
+from .retention import RowPruner
 
-log = logging.getLogger(__name__)
-
-PRUNE_INTERVAL_SECONDS = 60.0
-PRUNE_BATCH = 1000
 MAX_SECONDS = 24 * 3600
 
 
@@ -71,19 +65,14 @@ class RequestKeys(DependencyProvider):
         self.model = model
 
     def setup(self):
-        table = self.model.__table__.name
-        self.engine = make_engine(database_url(self.container.config, self.container.service_name))
-        self._prune = text(
-            f"DELETE FROM {table} WHERE (caller, key) IN (SELECT caller, key FROM {table} "
-            f"WHERE expires_at < now() LIMIT {PRUNE_BATCH})"
-        )
+        self.expired = RowPruner(self.container, self.model, "expires_at")
 
     def start(self):
-        self._pruner = self.container.spawn_managed_thread(self._prune_forever)
+        self._pruner = self.container.spawn_managed_thread(self.expired.forever)
 
     def stop(self):
         self._pruner.kill()
-        self.engine.dispose()
+        self.expired.close()
 
     kill = stop
 
@@ -119,17 +108,6 @@ class RequestKeys(DependencyProvider):
         row.fingerprint = fingerprint
         row.expires_at = now + timedelta(seconds=seconds)
         return Claim(row=row)
-
-    def _prune_forever(self):
-        while True:
-            try:
-                with self.engine.begin() as conn:
-                    deleted = conn.execute(self._prune).rowcount
-            except Exception as exc:
-                log.warning("request keys: pruning deferred (%s: %s)", type(exc).__name__, exc)
-                deleted = 0
-            if deleted < PRUNE_BATCH:
-                eventlet.sleep(PRUNE_INTERVAL_SECONDS)
 
 
 def _parsed(request_key):

@@ -26,7 +26,9 @@ from nameko.events import EventHandler
 
 from .db import iso, utcnow
 from .idempotency import MalformedEvent
+from .metrics import EVENT_RETRIES, EVENTS_PARKED
 from .shutdown import PromptQueueConsumer
+from .topology import durable_queue_arguments
 
 log = logging.getLogger(__name__)
 
@@ -57,22 +59,25 @@ def parse_delays(value):
     return delays
 
 
-def wait_queue(handler_queue, delay):
+def wait_queue(handler_queue, delay, config):
     ms = round(delay * 1000)
+    arguments = {
+        "x-message-ttl": ms,
+        # The default exchange routes by queue name: straight back home.
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": handler_queue,
+    }
     return Queue(
         f"{handler_queue}.retry.{ms}",
         durable=True,
-        queue_arguments={
-            "x-message-ttl": ms,
-            # The default exchange routes by queue name: straight back home.
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": handler_queue,
-        },
+        queue_arguments=durable_queue_arguments(config, **arguments),
     )
 
 
-def dead_queue(handler_queue):
-    return Queue(f"{handler_queue}.dead", durable=True)
+def dead_queue(handler_queue, config):
+    return Queue(
+        f"{handler_queue}.dead", durable=True, queue_arguments=durable_queue_arguments(config)
+    )
 
 
 def attempt_of(message):
@@ -139,12 +144,15 @@ class RetryingEventHandler(EventHandler):
     def setup(self):
         super().setup()  # names self.queue
         config = self.container.config
+        self.queue.queue_arguments = durable_queue_arguments(
+            config, **(self.queue.queue_arguments or {})
+        )
         delays = self.retry_delays
         if delays is None:
             delays = config.get(CONFIG_KEY, DEFAULT_RETRY_DELAYS)
         self.delays = parse_delays(delays)
-        self.wait_queues = [wait_queue(self.queue.name, delay) for delay in self.delays]
-        self.dead_queue = dead_queue(self.queue.name)
+        self.wait_queues = [wait_queue(self.queue.name, delay, config) for delay in self.delays]
+        self.dead_queue = dead_queue(self.queue.name, config)
         # Declared now, so that operators see them before the first failure.
         with get_connection(config[AMQP_URI_CONFIG_KEY]) as conn:
             for queue in [*self.wait_queues, self.dead_queue]:
@@ -182,6 +190,7 @@ class RetryingEventHandler(EventHandler):
         if attempt < len(self.delays) and not isinstance(exc, self.no_retry):
             headers[ATTEMPT_HEADER] = attempt + 1
             republish(self.publisher, message, self.wait_queues[attempt].name, headers)
+            EVENT_RETRIES.labels(self.container.service_name, self.queue.name).inc()
             log.warning(
                 "%s failed (%s); retry %d in %g s",
                 self.queue.name,
@@ -195,6 +204,7 @@ class RetryingEventHandler(EventHandler):
         # Every parked message gets an id the operator can name.
         message_id = message.properties.get("message_id") or _event_id(message) or uuid.uuid4().hex
         republish(self.publisher, message, self.dead_queue.name, headers, message_id=message_id)
+        EVENTS_PARKED.labels(self.container.service_name, self.queue.name).inc()
         log.error(
             "%s failed on try %d (%s); parked as %s in %s",
             self.queue.name,

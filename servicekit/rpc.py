@@ -32,6 +32,7 @@ from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from .errors import ServiceError
 from .shutdown import PromptQueueConsumer
+from .topology import durable_queue_arguments
 
 
 class RequestPublisher(Publisher):
@@ -65,6 +66,7 @@ class QuickReplyRpcConsumer(RpcConsumer):
     def setup(self):
         super().setup()
         config = self.container.config
+        self.queue.queue_arguments = durable_queue_arguments(config)
         self.exchange = get_rpc_exchange(config)
         self.publisher = ReplyPublisher(
             config[AMQP_URI_CONFIG_KEY],

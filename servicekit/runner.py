@@ -1,11 +1,20 @@
-"""``python -m servicekit.runner``: the whole backend in the foreground.
+"""``python -m servicekit.runner`` (``make run``): the whole backend, supervised.
 
-Bootstraps (broker, databases, migrations), then runs each service as its own
-``nameko run`` process, and ``GATEWAY_PROCESSES`` copies of the gateway (one
-per core by default) sharing its port: the kernel spreads connections over
-them (eventlet's listener sets ``SO_REUSEPORT``). SIGINT or SIGTERM stops them
-all: each child gets SIGINT (nameko's prompt, graceful stop), and is killed if
-it has not exited within the grace period.
+1. Refuses a gateway port that something already answers on (with
+   ``SO_REUSEPORT`` a gateway left running would silently take a share of
+   the traffic), then bootstraps: broker, databases, migrations, queues.
+2. Starts each service as its own ``nameko run`` process, and
+   ``GATEWAY_PROCESSES`` copies of the gateway (one per core by default)
+   sharing its port; each in a process group of its own, so that a terminal's
+   Ctrl-C reaches the runner alone, which then stops each child once.
+3. Prints "ready" once ``/health`` answers 200, not before.
+4. Restarts a service that exits on its own, after 1 s, then 2, 4 ... up to
+   30 s while it keeps failing; the others keep serving meanwhile.
+5. On SIGINT or SIGTERM (however the runner was started: a background job
+   ignores SIGINT, and so would its children, so they are stopped with
+   SIGTERM, their graceful stop) it stops every child, waits up to
+   ``SHUTDOWN_GRACE_SECONDS`` (they exit on their own by then), kills what is
+   left, and says so in a last line.
 """
 
 import os
@@ -14,31 +23,60 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 from .bootstrap import main as bootstrap
 from .config import ROOT, SERVICE_NAMES, load_config
 
-STOP_GRACE_SECONDS = 15
+FIRST_BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+# A child that ran this long before it died starts again from the first delay.
+STABLE_SECONDS = 60.0
+# Above the children's own bound: they exit by then, the rest is margin.
+STOP_MARGIN_SECONDS = 5.0
+POLL_SECONDS = 0.2
 
 
-def start(service):
-    cmd = [sys.executable, "-m", "nameko", "run", "--config", "config.yml", f"{service}.service"]
-    # Own process group: a terminal's Ctrl-C reaches the runner only, which
-    # then stops each child exactly once.
-    return subprocess.Popen(cmd, cwd=ROOT, process_group=0)
+def say(message):
+    print(f"runner: {message}", flush=True)
 
 
-def stop_all(children):
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + STOP_GRACE_SECONDS
-    for name, child in children.items():
-        try:
-            child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            print(f"runner: {name} did not stop in {STOP_GRACE_SECONDS} s; killing it", flush=True)
-            child.kill()
+class Child:
+    """One supervised ``nameko run`` process."""
+
+    def __init__(self, name, module, env):
+        self.name = name
+        self.module = module
+        self.env = env
+        self.process = None
+        self.started_at = 0.0
+        self.backoff = FIRST_BACKOFF_SECONDS
+        self.restart_at = None
+
+    def start(self):
+        cmd = [sys.executable, "-m", "nameko", "run", "--config", "config.yml", self.module]
+        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, process_group=0)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        say(f"started {self.name} (pid {self.process.pid})")
+
+    def exited(self):
+        return self.process is not None and self.process.poll() is not None
+
+    def schedule_restart(self):
+        """After it exited on its own: when to start it again."""
+        if time.monotonic() - self.started_at >= STABLE_SECONDS:
+            self.backoff = FIRST_BACKOFF_SECONDS
+        say(
+            f"{self.name} exited with {self.process.returncode}; "
+            f"restarting it in {self.backoff:g} s"
+        )
+        self.restart_at = time.monotonic() + self.backoff
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_SECONDS)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
 
 
 def gateway_copies():
@@ -60,39 +98,87 @@ def port_in_use(port):
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def healthy(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+            return answer.status == 200
+    except OSError:
+        return False
+
+
+def children_of(copies):
+    """The children to run; with ``OPS_PORT`` set, each gets a port of its own
+    for its metrics and probes (``OPS_PORT``, ``OPS_PORT`` + 1, ...)."""
+    names = [(name, f"{name}.service") for name in SERVICE_NAMES]
+    names += [(f"gateway-{n}", "gateway.service") for n in range(1, copies + 1)]
+    ops_port = int(os.environ.get("OPS_PORT") or 0)
+    children = []
+    for index, (name, module) in enumerate(names):
+        # The bootstrap has warned about development settings; once is enough.
+        env = {**os.environ, "DEV_SETTINGS_WARNED": "1"}
+        if ops_port:
+            env["OPS_PORT"] = str(ops_port + index)
+            say(f"{name}: metrics and probes on port {ops_port + index}")
+        children.append(Child(name, module, env))
+    return children
+
+
+def stop_all(children, grace):
+    for child in children:
+        child.stop()
+    deadline = time.monotonic() + grace + STOP_MARGIN_SECONDS
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            say(f"{child.name} did not stop in {grace + STOP_MARGIN_SECONDS:g} s; killing it")
+            child.process.kill()
+            child.process.wait()
+
+
 def main():
-    port = int(load_config()["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1])
+    config = load_config()
+    port = int(config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1])
+    grace = float(config.get("SHUTDOWN_GRACE_SECONDS", 20))
     if port_in_use(port):
         raise SystemExit(
             f"runner: port {port} is in use (a gateway still running?); stop it or set GATEWAY_PORT"
         )
     copies = gateway_copies()
+
     bootstrap()
-    children = {service: start(service) for service in SERVICE_NAMES}
-    children.update({f"gateway-{n}": start("gateway") for n in range(1, copies + 1)})
-    stopping = False
+
+    stopping = []
 
     def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+        stopping.append(signum)
 
+    # Before any child starts; also when started in the background, where
+    # SIGINT comes in ignored.
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(
-        f"runner: API on http://localhost:{port} ({copies} gateway processes; "
-        f"pid {os.getpid()}; Ctrl-C stops)",
-        flush=True,
-    )
-    exit_code = 0
+    children = children_of(copies)
+    for child in children:
+        child.start()
+    ready = False
     while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                print(f"runner: {name} exited with {child.returncode}; stopping", flush=True)
-                stopping, exit_code = True, 1
-                break
-        time.sleep(0.2)
-    stop_all(children)
-    return exit_code
+        for child in children:
+            if child.restart_at is not None:
+                if time.monotonic() >= child.restart_at:
+                    child.start()
+            elif child.exited():
+                child.schedule_restart()
+        if not ready and healthy(port):
+            ready = True
+            say(f"ready: API on http://localhost:{port} ({copies} gateway processes; Ctrl-C stops)")
+        time.sleep(POLL_SECONDS)
+
+    say(f"stopping every service (signal {signal.Signals(stopping[0]).name})")
+    stop_all(children, grace)
+    say("all services stopped")
+    return 0
 
 
 if __name__ == "__main__":

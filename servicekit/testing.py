@@ -26,7 +26,7 @@ from .db import make_engine
 from .migrations import create_database, drop_database, migrate
 
 
-def _free_port():
+def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -101,7 +101,7 @@ def config(rabbit_config, test_database_urls, clean_databases):
     cfg = load_config()
     cfg.update(rabbit_config)
     cfg["DB_URIS"] = {database_key(name): url for name, url in test_database_urls.items()}
-    cfg["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{_free_port()}"
+    cfg["WEB_SERVER_ADDRESS"] = f"127.0.0.1:{free_port()}"
     return cfg
 
 

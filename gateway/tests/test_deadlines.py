@@ -4,6 +4,7 @@ import time
 
 import eventlet
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from gateway.service import GatewayService
 from servicekit.rpc import rpc
@@ -69,3 +70,23 @@ def test_stopped_service_is_503_without_waiting(gateway, web_session, container_
     assert health.status_code == 503
     assert health.json()["services"]["users"] == "unavailable"
     assert health.json()["status"] == "degraded"
+
+
+class UsersWithoutDatabase:
+    """Stands in for users whose database is down: what SQLAlchemy raises."""
+
+    name = "users"
+
+    @rpc
+    def list(self, **params):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    @rpc
+    def health(self):
+        return "ok"
+
+
+def test_a_service_without_its_database_is_503_not_500(gateway, web_session, container_factory):
+    container_factory(UsersWithoutDatabase, gateway).start()
+    response = web_session.get("/api/users")
+    assert (response.status_code, response.json()["error"]) == (503, "SERVICE_UNAVAILABLE")

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from gateway.service import GatewayService
+from servicekit.config import public_base_url
 
 CONTENT_TYPES = {
     "js": "text/javascript; charset=utf-8",
@@ -72,7 +73,7 @@ def test_the_document_the_page_shows_names_the_configured_server(gateway, web_se
     assert answer.status_code == 200
     document = answer.json()
     assert document["servers"] == [
-        {"url": config["PUBLIC_BASE_URL"].rstrip("/"), "description": "This deployment."}
+        {"url": public_base_url(config), "description": "This deployment."}
     ]
     assert "/api/docs" in document["paths"]
 

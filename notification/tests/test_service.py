@@ -65,7 +65,7 @@ def test_nameko_run_finds_exactly_this_service():
     assert import_service("notification.service") == [NotificationService]
 
 
-def test_one_article_sends_exactly_one_mail(notification, publish, smtp_server, db_session):
+def test_one_article_sends_exactly_one_mail(notification, publish, smtp_server, db_session, config):
     event = article_added()
     deliver(notification, publish, event).get()
 
@@ -75,7 +75,9 @@ def test_one_article_sends_exactly_one_mail(notification, publish, smtp_server, 
     assert message["To"] == "admin@example.com"
     assert smtp_server.envelopes[0].rcpt_tos == ["admin@example.com"]
     text, html = parts(message)
-    link = f"http://localhost:8000/api/articles/{event['data']['id']}"
+    # The gateway's own address: config.yml leaves PUBLIC_BASE_URL unset.
+    gateway_port = config["WEB_SERVER_ADDRESS"].rsplit(":", 1)[-1]
+    link = f"http://localhost:{gateway_port}/api/articles/{event['data']['id']}"
     for part in (text, html):
         assert "Harbour festival this weekend" in part
         assert "Music, food and boats on the quay." in part

@@ -28,7 +28,12 @@ def test_environment_overrides_and_secrets_stay_text(monkeypatch):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"JWT_SECRET": "a real secret"}, {"ADMIN_PASSWORD": "a real password"}],
+    [
+        {},
+        {"JWT_SECRET": "a real secret"},
+        {"ADMIN_PASSWORD": "a real password"},
+        {"JWT_SECRET": "", "ADMIN_PASSWORD": "a real password"},
+    ],
 )
 def test_production_refuses_development_secrets(overrides):
     config = {**load_config(), "APP_ENV": "production", **overrides}

@@ -127,19 +127,19 @@ def service_env(config):
 
 
 def nameko_shell(config, script):
-    """Run ``script`` (lines for ``nameko shell``'s prompt) on the test's
-    broker, as an operator would; return what it printed."""
+    """Run ``script`` (lines for ``make shell``'s prompt) on the test's broker,
+    as an operator would; return what it printed (tracebacks included)."""
     done = subprocess.run(
-        [sys.executable, "-m", "nameko", "shell", "--config", str(CONFIG_PATH)],
+        [sys.executable, "-m", "servicekit.shell", "--interface", "plain"],
         cwd=ROOT,
         env=service_env(config),
         input=script,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout
+    return done.stdout + done.stderr
 
 
 @pytest.fixture

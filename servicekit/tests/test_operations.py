@@ -1,0 +1,131 @@
+"""What operators rely on: the operations port, the logs, quorum queues, pruning."""
+
+import json
+import logging
+import logging.config
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+import requests
+from nameko.standalone.rpc import ServiceRpcProxy
+from sqlalchemy import func, select
+
+from notification.models import ProcessedEvent
+from notification.service import NotificationService
+from servicekit.config import load_config, public_base_url
+from servicekit.db import utcnow
+from servicekit.errors import NotFound
+from servicekit.logs import CorrelationIdFilter, Trouble
+from servicekit.testing import free_port
+from users.service import UsersService
+
+
+@pytest.fixture
+def users_with_ops_port(config, container_factory):
+    port = free_port()
+    container = container_factory(UsersService, {**config, "OPS_PORT": port})
+    container.start()
+    return f"http://127.0.0.1:{port}", config
+
+
+def test_the_operations_port_serves_metrics_and_probes(users_with_ops_port):
+    base, config = users_with_ops_port
+    assert requests.get(f"{base}/livez", timeout=5).status_code == 200
+    assert requests.get(f"{base}/readyz", timeout=5).text == "ready\n"
+    with ServiceRpcProxy("users", config) as users:
+        users.health()
+        with pytest.raises(NotFound):
+            users.get("nope")
+    metrics = requests.get(f"{base}/metrics", timeout=5).text
+    assert 'localnews_workers_total{entrypoint="health",outcome="ok",service="users"}' in metrics
+    assert 'entrypoint="get",outcome="NOT_FOUND",service="users"' in metrics
+    assert 'localnews_outbox_backlog{service="users"}' in metrics
+    assert requests.get(f"{base}/other", timeout=5).status_code == 404
+
+
+def test_readyz_says_why_while_the_database_is_away(config, container_factory):
+    port = free_port()
+    broken = {**config, "OPS_PORT": port, "DB_URIS": {**config["DB_URIS"]}}
+    broken["DB_URIS"]["notification:Base"] = "postgresql://postgres@localhost:5432/no_such_db"
+    container = container_factory(NotificationService, broken)
+    container.start()
+    answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert answer.status_code == 503 and "no_such_db" in answer.text
+
+
+def record(msg, name="nameko.containers", level=logging.WARNING, exc_info=None):
+    return logging.LogRecord(name, level, __file__, 1, msg, (), exc_info)
+
+
+def test_an_expected_error_is_one_info_line():
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        exc_info = sys.exc_info()
+    expected = record("(expected) error handling worker x: No user", exc_info=exc_info)
+    CorrelationIdFilter().filter(expected)
+    assert (expected.levelname, expected.exc_info) == ("INFO", None)
+    unexpected = record("error handling worker x: boom", level=logging.ERROR, exc_info=exc_info)
+    CorrelationIdFilter().filter(unexpected)
+    assert (unexpected.levelname, unexpected.exc_info) == ("ERROR", exc_info)
+
+
+def test_a_lasting_trouble_is_said_once_and_its_end_once(caplog):
+    log = logging.getLogger("test.trouble")
+    trouble = Trouble(log)
+    with caplog.at_level(logging.DEBUG, "test.trouble"):
+        for _ in range(5):
+            trouble.occurred("broker down")
+        trouble.over("broker back")
+        trouble.over("broker back")
+    levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert levels.count(("WARNING", "broker down")) == 1
+    assert levels.count(("INFO", "broker back")) == 1
+
+
+def test_json_log_lines_carry_service_and_correlation():
+    logging_config = load_config()["LOGGING"]
+    configurator = logging.config.DictConfigurator(logging_config)
+    formatter = configurator.configure_formatter(logging_config["formatters"]["json"])
+    line = record("hello", name="x", level=logging.INFO)
+    CorrelationIdFilter().filter(line)
+    payload = json.loads(formatter.format(line))
+    assert {"time", "level", "service", "logger", "correlation_id", "entrypoint"} <= set(payload)
+    assert payload["message"] == "hello"
+
+
+def test_the_public_base_url_follows_the_gateway_port():
+    assert public_base_url({"WEB_SERVER_ADDRESS": "0.0.0.0:8123"}) == "http://localhost:8123"
+    set_url = {"WEB_SERVER_ADDRESS": "0.0.0.0:8123", "PUBLIC_BASE_URL": "https://news.example/"}
+    assert public_base_url(set_url) == "https://news.example"
+
+
+def test_quorum_queues_when_configured(config, container_factory, rabbit_manager):
+    config = {**config, "AMQP_QUEUE_TYPE": "quorum"}
+    container_factory(UsersService, config).start()
+    container_factory(NotificationService, config).start()
+    vhost = config["AMQP_URI"].rsplit("/", 1)[-1]
+    types = {q["name"]: q.get("type") for q in rabbit_manager.get_queues(vhost)}
+    assert types["rpc-users"] == "quorum"
+    handler = "evt-articles-article_added--notification.on_article_added"
+    assert types[handler] == types[f"{handler}.dead"] == types[f"{handler}.retry.1000"] == "quorum"
+    with ServiceRpcProxy("users", config) as users:  # and it works
+        assert users.health() == "ok"
+
+
+def test_processed_events_are_pruned_after_their_retention(config, container_factory, db_session):
+    session = db_session("notification")
+    old, recent = utcnow() - timedelta(days=31), utcnow() - timedelta(days=1)
+    for when in (old, recent):
+        session.add(ProcessedEvent(event_id=uuid.uuid4(), handler="h", processed_at=when))
+    session.commit()
+    container = container_factory(NotificationService, config)
+    container.start()
+    deadline = time.monotonic() + 10
+    while session.scalar(select(func.count()).select_from(ProcessedEvent)) != 1:
+        assert time.monotonic() < deadline, "old processed events still there"
+        session.rollback()
+        time.sleep(0.1)

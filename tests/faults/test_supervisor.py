@@ -1,0 +1,119 @@
+"""`make run`'s supervisor: a crashed service comes back; a background
+`make run` stops every process gracefully on SIGINT."""
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from servicekit.config import ROOT
+from servicekit.testing import free_port
+
+from .conftest import service_env
+
+pytestmark = pytest.mark.faults
+
+
+class Runner:
+    def __init__(self, config, tmp_path, ignore_sigint=False):
+        self.port = free_port()
+        env = {
+            **service_env(config),
+            "GATEWAY_PORT": str(self.port),
+            "GATEWAY_PROCESSES": "1",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.log_path = tmp_path / "runner.log"
+        # As a shell's `&` starts a job: SIGINT ignored, and so in its children.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "servicekit.runner"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=ignore,
+                process_group=0,
+            )
+
+    def output(self):
+        return self.log_path.read_text()
+
+    def wait_for(self, text, timeout=60):
+        deadline = time.monotonic() + timeout
+        while text not in self.output():
+            assert self.process.poll() is None, self.output()
+            assert time.monotonic() < deadline, f"no {text!r} in:\n{self.output()}"
+            time.sleep(0.2)
+
+    def pids(self):
+        """service name -> pid of its latest start."""
+        return dict(re.findall(r"runner: started (\S+) \(pid (\d+)\)", self.output()))
+
+    def get(self, path):
+        return requests.get(f"http://127.0.0.1:{self.port}{path}", timeout=5)
+
+    def stop(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in self.pids().values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+
+@pytest.fixture
+def runner(config, tmp_path):
+    runners = []
+
+    def start(**kwargs):
+        runners.append(Runner(config, tmp_path, **kwargs))
+        return runners[-1]
+
+    yield start
+    for each in runners:
+        each.stop()
+
+
+def alive(pid):
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_killed_service_comes_back_while_the_others_keep_serving(runner):
+    run = runner()
+    run.wait_for("runner: ready")
+    killed = run.pids()["articles"]
+    os.kill(int(killed), signal.SIGKILL)
+    run.wait_for("articles exited with -9; restarting it in 1 s")
+    # Meanwhile: the users service, through the gateway, is unaffected.
+    assert run.get("/api/users").status_code == 200
+    deadline = time.monotonic() + 30
+    while run.pids()["articles"] == killed or run.get("/health").status_code != 200:
+        assert time.monotonic() < deadline, run.output()
+        time.sleep(0.2)
+    assert run.get("/api/articles").status_code == 200
+
+
+def test_sigint_stops_a_background_runner_and_every_service_gracefully(runner):
+    run = runner(ignore_sigint=True)
+    run.wait_for("runner: ready")
+    pids = run.pids()
+    started = time.monotonic()
+    run.process.send_signal(signal.SIGINT)
+    assert run.process.wait(20) == 0
+    assert time.monotonic() - started < 5 + 5  # the grace, and the margin
+    output = run.output()
+    assert "runner: all services stopped" in output
+    assert "killing it" not in output
+    assert not [name for name, pid in pids.items() if alive(pid)]
