@@ -1,6 +1,6 @@
 from sqlalchemy.orm import DeclarativeBase
 
-from news.models import NewsItemMixin, TagIndexMixin, counter_column
+from news.models import NewsItemMixin, SearchSettingsMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
 from servicekit.request_keys import RequestKeyMixin
 
@@ -26,4 +26,8 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class RequestKey(RequestKeyMixin, Base):
+    pass
+
+
+class SearchSettings(SearchSettingsMixin, Base):
     pass

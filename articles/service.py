@@ -6,6 +6,7 @@ articles share with events lives in the ``news`` package.
 """
 
 from news.items import NewsItems
+from news.search import SearchLanguage
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.outbox import Outbox
@@ -24,6 +25,7 @@ class ArticlesService(ServiceBase):
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
     request_keys = RequestKeys(RequestKey)
+    search_language = SearchLanguage(Article)
 
     @rpc
     def create(self, payload, request_key=None):
@@ -38,9 +40,15 @@ class ArticlesService(ServiceBase):
     @rpc
     def list(self, limit=None, cursor=None, **filters):
         """``{"items": [...], "nextCursor": ...}``, newest first; ``filters``:
-        ``tag`` (another name is a ``BadRequest`` naming it)."""
+        ``tag``, ``q`` (a full-text search: best match first); another name is a
+        ``BadRequest`` naming it."""
         params = {"limit": limit, "cursor": cursor, **filters}
-        return article_items.list(self.db.reads, self.config["JWT_SECRET"], params)
+        return article_items.list(
+            self.db.reads,
+            params,
+            secret=self.config["JWT_SECRET"],
+            language=self.config["SEARCH_LANGUAGE"],
+        )
 
     @rpc
     def update(self, article_id, payload, expected_author=None, request_key=None):

@@ -1,7 +1,7 @@
 from sqlalchemy import DateTime
 from sqlalchemy.orm import DeclarativeBase, mapped_column
 
-from news.models import NewsItemMixin, TagIndexMixin, counter_column
+from news.models import NewsItemMixin, SearchSettingsMixin, TagIndexMixin, counter_column
 from servicekit.outbox import OutboxMixin
 from servicekit.request_keys import RequestKeyMixin
 
@@ -31,4 +31,8 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 class RequestKey(RequestKeyMixin, Base):
+    pass
+
+
+class SearchSettings(SearchSettingsMixin, Base):
     pass

@@ -7,6 +7,7 @@ What events share with articles lives in the ``news`` package.
 """
 
 from news.items import NewsItems
+from news.search import SearchLanguage
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.outbox import Outbox
@@ -27,6 +28,7 @@ class EventsService(ServiceBase):
     db = Database(Base)
     outbox = Outbox(OutboxMessage)
     request_keys = RequestKeys(RequestKey)
+    search_language = SearchLanguage(Event)
 
     @rpc
     def create(self, payload, request_key=None):
@@ -40,10 +42,16 @@ class EventsService(ServiceBase):
 
     @rpc
     def list(self, limit=None, cursor=None, **filters):
-        """A page, newest created first; ``filters``: ``tag``, and ``from``/``to``
+        """A page, newest created first; ``filters``: ``tag``, ``q`` (a full-text
+        search: best match first), and ``from``/``to``
         on ``eventDate``, both included (from the shell: ``**{"from": "2026-07-01"}``)."""
         params = {"limit": limit, "cursor": cursor, **filters}
-        return event_items.list(self.db.reads, self.config["JWT_SECRET"], params)
+        return event_items.list(
+            self.db.reads,
+            params,
+            secret=self.config["JWT_SECRET"],
+            language=self.config["SEARCH_LANGUAGE"],
+        )
 
     @rpc
     def update(self, event_id, payload, expected_author=None, request_key=None):

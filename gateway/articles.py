@@ -9,7 +9,7 @@ from .requests import list_params, page_response, read_json, request_key
 class ArticlesRoutes:
     @http("GET", "/api/articles", cached="articles")
     def list_articles(self, request):
-        params = list_params(request, "tag")
+        params = list_params(request, "tag", "q")
         return page_response(request, self.articles_rpc.list(**params), params)
 
     @http("GET", "/api/articles/<article_id>", cached="articles")

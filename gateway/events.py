@@ -9,7 +9,7 @@ from .requests import list_params, page_response, read_json, request_key
 class EventsRoutes:
     @http("GET", "/api/events", cached="events")
     def list_events(self, request):
-        params = list_params(request, "tag", "from", "to")
+        params = list_params(request, "tag", "q", "from", "to")
         return page_response(request, self.events_rpc.list(**params), params)
 
     @http("GET", "/api/events/<event_id>", cached="events")

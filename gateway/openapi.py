@@ -88,6 +88,7 @@ TAGS = [
     {"name": "Auth", "description": "Logging in: a token for the `bearerAuth` routes."},
     {"name": "Operations", "description": "Whether the services are up."},
     {"name": "Documentation", "description": "This document, and a page that shows it."},
+    {"name": "Feed", "description": "Every change of articles and events, as it happens."},
 ]
 
 # Security requirements: open to anyone, a token, a token that changes the answer.
@@ -448,6 +449,10 @@ QUERY_NOTES = {
     "limit": "Items per page.",
     "cursor": "Opaque: from the `Link` of the previous page.",
     "tag": "Only items with this tag.",
+    "q": "A full-text search of the title (weighs most), description and body, with word "
+    "forms (`bridges` finds `bridge`), read as a web search reads it: words, "
+    '"quoted phrases", `or`, `-word`. Best match first, newest among equals; '
+    "combines with the other filters.",
     "from": f"Events whose `eventDate` is this or later; after `to`, a 400. {INPUT_DATE}",
     "to": f"Events whose `eventDate` is this or earlier; a date alone includes that whole "
     f"day. {INPUT_DATE}",
@@ -527,6 +532,24 @@ def add_headers(spec):
         spec.components.header(name, header, lazy=True)
 
 
+# One message of the feed, as an event-stream parser reads it.
+FEED_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "id": string(description="The change's `eventId`."),
+        "event": string(
+            enum=[
+                *(f"{kind}_{change}" for kind in ("article", "event")
+                  for change in ("added", "updated", "deleted")),
+                "reset",
+            ],
+        ),
+        "data": string(description="The item as JSON; for `reset`, why."),
+        "retry": integer(description="Milliseconds to wait before reconnecting."),
+    },
+}  # fmt: skip
+
+
 def add_parameters(spec):
     parameters = {
         "RequestId": (
@@ -565,6 +588,24 @@ def add_parameters(spec):
         "asset": (
             "path",
             {"description": "A file that the docs page names.", "schema": string()},
+        ),
+        "types": (
+            "query",
+            {
+                "description": "Only these resources' changes: `articles`, `events`, or "
+                "`articles,events` (the default).",
+                "schema": string(pattern=r"^(articles|events)(,(articles|events))?$"),
+            },
+        ),
+        "LastEventId": (
+            "header",
+            {
+                "name": "Last-Event-ID",
+                "description": "The `id` of the last message a reconnecting client got "
+                "(browsers' EventSource sends it): every change after it follows, or a `reset` "
+                "message if this gateway no longer holds that change.",
+                "schema": string(),
+            },
         ),
     }
     for name, (location, parameter) in parameters.items():
@@ -845,6 +886,27 @@ def other_paths():
                 (),
                 read=True,
                 tag="Operations",
+                security=PUBLIC,
+            )
+        },
+        "/api/feed": {
+            "get": operation(
+                "get_feed",
+                "Every change of articles and events, as it happens",
+                {
+                    200: response(
+                        "A stream of server-sent events that stays open. Each change is "
+                        "`id: <eventId>`, `event: <type>` (`article_added`, `article_updated`, "
+                        "`article_deleted`, `event_added`, ...), `data: <the item as the public "
+                        "sees it, as JSON; the deleted item for a delete>`. A comment line "
+                        "keeps idle streams open; `retry:` says how soon to reconnect.",
+                        content={"text/event-stream": {"schema": FEED_MESSAGE}},
+                        headers=("Cache-Control",),
+                    )
+                },
+                (400, (503, "The feed has all the clients it takes (`FEED_MAX_CLIENTS`)."), 504),
+                params=("types", "LastEventId"),
+                tag="Feed",
                 security=PUBLIC,
             )
         },

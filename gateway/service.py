@@ -9,11 +9,12 @@ from servicekit.base import ServiceBase
 from servicekit.config import SERVICE_NAMES, public_base_url
 from servicekit.errors import ServiceError
 
-from . import articles, docs, events, login, users
+from . import articles, docs, events, feed, login, users
 from .authentication import Authenticator
 from .broadcast import broadcast
 from .cache import ReadCache
 from .errors import json_response
+from .feed import LiveFeed
 from .http import http
 from .openapi import openapi_document
 from .rpc import ServiceRpc
@@ -42,11 +43,13 @@ class GatewayService(
     users.UsersRoutes,
     login.LoginRoutes,
     docs.DocsRoutes,
+    feed.FeedRoutes,
 ):
     name = "gateway"
 
     auth = Authenticator()
     cache = ReadCache()
+    live_feed = LiveFeed()
 
     articles_rpc = ServiceRpc("articles")
     events_rpc = ServiceRpc("events")
@@ -82,12 +85,14 @@ class GatewayService(
     @broadcast("articles", "article_deleted")
     def on_article_changed(self, payload):
         self.cache.invalidate("articles", _changed_id(payload))
+        self.live_feed.publish(payload)  # as the event this handler heard
 
     @broadcast("events", "event_added")
     @broadcast("events", "event_updated")
     @broadcast("events", "event_deleted")
     def on_event_changed(self, payload):
         self.cache.invalidate("events", _changed_id(payload))
+        self.live_feed.publish(payload)
 
     @broadcast("users", "user_added")
     def on_user_added(self, payload):

@@ -10,13 +10,14 @@ transaction of the change (``<resource>_added``/``_updated``/``_deleted``).
 
 from sqlalchemy import select
 
-from servicekit.db import by_primary_key, later_than, parse_id, utcnow
+from servicekit.db import by_primary_key, later_than, parse_id, readable_columns, utcnow
 from servicekit.errors import BadRequest, Forbidden, NotFound
 from servicekit.pagination import keyset_page, load_query
 from servicekit.request_keys import NO_KEY
 from servicekit.schemas import load
 
 from .schemas import NewsListQuerySchema
+from .search import matching
 
 
 def no_filters(query, params):
@@ -59,16 +60,24 @@ class NewsItems:
             raise NotFound(f"No {self.resource} with id {item_id!r}.")
         return self.schema.dump(row)
 
-    def list(self, reads, secret, params):
-        """One page, newest first: ``{"items": [...], "nextCursor": str | None}``.
+    def list(self, reads, params, *, secret, language):
+        """One page, newest first (best match first with ``q``):
+        ``{"items": [...], "nextCursor": str | None}``.
 
         ``params`` are the list schema's (the HTTP query parameters); an
-        unknown or bad one is a ``BadRequest`` naming it.
+        unknown or bad one is a ``BadRequest`` naming it. ``language``: the
+        search's word forms (``SEARCH_LANGUAGE``).
         """
         params = load_query(self.list_schema, params)
-        query, key = self.list_query(params)
+        query, key, rank = self.list_query(params, language)
         items, next_cursor = keyset_page(
-            reads, query, key, limit=params["limit"], cursor=params["cursor"], secret=secret
+            reads,
+            query,
+            key,
+            limit=params["limit"],
+            cursor=params["cursor"],
+            secret=secret,
+            rank=rank,
         )
         return {"items": self.schema.dump(items, many=True), "nextCursor": next_cursor}
 
@@ -96,14 +105,19 @@ class NewsItems:
         session.delete(item)
         return self._announce(session, outbox, claim, "deleted", item, data)
 
-    def list_query(self, params):
-        """``(select, key)`` of a list: ``key`` has the ``created_at`` and
-        ``id`` columns the page is ordered by (the tag index for ``?tag=``)."""
-        query, key = select(self.model.__table__), self.model
+    def list_query(self, params, language="english"):
+        """``(select, key, rank)`` of a list: ``key`` has the ``created_at``
+        and ``id`` columns the page is ordered by (the tag index for
+        ``?tag=``); ``rank``, with ``q``, how well an item matches
+        (:func:`news.search.matching`), ``None`` otherwise."""
+        query, key, rank = select(*readable_columns(self.model)), self.model, None
         if params.get("tag") is not None:
             key = self.tag_model
             query = query.join(key, key.id == self.model.id).where(key.tag == params["tag"])
-        return self.filters(query, params), key
+        if params.get("q") is not None:
+            match, rank = matching(self.model.search_vector, params["q"], language)
+            query, key = query.where(match).add_columns(rank.label("rank")), self.model
+        return self.filters(query, params), key, rank
 
     def _announce(self, session, outbox, claim, change, item, data=None):
         """Commit the change with its event and the request's answer; return

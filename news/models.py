@@ -12,6 +12,8 @@ import uuid
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -21,9 +23,10 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import REGCONFIG, TSVECTOR
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from servicekit.db import id_column, timestamp_column
+from servicekit.db import INTERNAL, id_column, timestamp_column
 
 
 def counter_column():
@@ -46,10 +49,17 @@ class NewsItemMixin:
     images_uid = mapped_column(ARRAY(String), nullable=False, default=list)
     created_at = timestamp_column()
     updated_at = timestamp_column()
+    # Kept by a trigger from title, description and body (news.search); never
+    # read back, so left out of what reads select (servicekit.db.INTERNAL).
+    search_vector = mapped_column(TSVECTOR, nullable=True, info=INTERNAL)
 
     @declared_attr.directive
     def __table_args__(cls):  # noqa: N805 - SQLAlchemy passes the class
-        return (Index(f"ix_{cls.__tablename__}_created_at_id", "created_at", "id"),)
+        table = cls.__tablename__
+        return (
+            Index(f"ix_{table}_created_at_id", "created_at", "id"),
+            Index(f"ix_{table}_search", "search_vector", postgresql_using="gin"),
+        )
 
     @property
     def meta(self):
@@ -79,3 +89,14 @@ class TagIndexMixin:
     def __table_args__(cls):  # noqa: N805
         # In list order within a tag: the page is a backward range scan.
         return (PrimaryKeyConstraint("tag", "created_at", "id"),)
+
+
+class SearchSettingsMixin:
+    """The language of the search's word forms: one row (news.search)."""
+
+    __tablename__ = "search_settings"
+
+    language = mapped_column(REGCONFIG, nullable=False)
+    only_row = mapped_column(Boolean, primary_key=True, server_default="true")
+
+    __table_args__ = (CheckConstraint("only_row", name="search_settings_one_row"),)

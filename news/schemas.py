@@ -45,3 +45,5 @@ class NewsItemSchema(WireSchema):
 
 class NewsListQuerySchema(PageQuerySchema):
     tag = fields.String(validate=validate.Length(min=1, max=200))
+    # Full-text search (news.search): best match first, newest among equals.
+    q = fields.String(validate=validate.Length(min=1, max=200))

@@ -123,12 +123,19 @@ class _WorkerDatabase(DatabaseWrapper):
         return "ok"
 
 
+# ``info`` of a column that reads leave out (a search index's vector, say).
+INTERNAL = {"internal": True}
+
+
+def readable_columns(model):
+    return [column for column in model.__table__.c if not column.info.get("internal")]
+
+
 @cache
 def by_primary_key(model):
     """``SELECT`` of ``model``'s row whose ``id`` is the parameter ``id``,
     built once: building a statement costs as much as running it."""
-    table = model.__table__
-    return select(table).where(table.c.id == bindparam("id"))
+    return select(*readable_columns(model)).where(model.__table__.c.id == bindparam("id"))
 
 
 def utcnow():

@@ -8,7 +8,8 @@
 - ``localnews_event_retries_total``, ``localnews_events_parked_total``:
   failed event handling, retried later or parked for an operator;
 - ``localnews_read_cache_*``: the gateway's read cache (hits are answered
-  before any worker, so they are counted only here).
+  before any worker, so they are counted only here);
+- ``localnews_feed_*``: the gateway's live feed (its clients hold no worker).
 
 The metric objects live once per process; whatever reports into them
 (containers in tests, say) labels with its service name.
@@ -81,12 +82,29 @@ class WorkerMetrics(DependencyProvider):
         self._started.pop(worker_ctx, None)
 
 
+# What the gateway's live objects report: name -> help, counters then gauges.
+READ_CACHE_COUNTERS = {
+    "hits": "Reads answered from the cache.",
+    "misses": "Cacheable reads that went to a service.",
+    "evictions": "Answers dropped to stay within the bounds.",
+    "invalidations": "Changes heard that dropped answers.",
+}
+READ_CACHE_GAUGES = {"entries": "Answers kept.", "bytes": "Bytes kept."}
+FEED_COUNTERS = {
+    "changes": "Changes heard and sent on to the live feed's clients.",
+    "refused": "Feed connections refused at FEED_MAX_CLIENTS (503).",
+    "dropped": "Feed clients disconnected for falling behind.",
+}
+FEED_GAUGES = {"clients": "Live feed clients connected."}
+
+
 class _Reported:
     """Metrics read from live objects when Prometheus scrapes."""
 
     def __init__(self):
         self.outboxes = WeakSet()  # servicekit.outbox.Outbox
         self.caches = WeakSet()  # gateway.cache.CacheStore
+        self.feeds = WeakSet()  # gateway.feed.FeedHub
 
     def collect(self):
         backlog = GaugeMetricFamily(
@@ -97,25 +115,27 @@ class _Reported:
             if count is not None:
                 backlog.add_metric([outbox.container.service_name], count)
         yield backlog
-        counters = {
-            name: CounterMetricFamily(f"localnews_read_cache_{name}", text, labels=["service"])
-            for name, text in (
-                ("hits", "Reads answered from the cache."),
-                ("misses", "Cacheable reads that went to a service."),
-                ("evictions", "Answers dropped to stay within the bounds."),
-                ("invalidations", "Changes heard that dropped answers."),
-            )
-        }
-        gauges = {
-            name: GaugeMetricFamily(f"localnews_read_cache_{name}", text, labels=["service"])
-            for name, text in (("entries", "Answers kept."), ("bytes", "Bytes kept."))
-        }
-        for cache in list(self.caches):
-            stats = cache.stats()
-            for name, family in {**counters, **gauges}.items():
-                family.add_metric([cache.container.service_name], stats[name])
-        yield from counters.values()
-        yield from gauges.values()
+        yield from _families("read_cache", self.caches, READ_CACHE_COUNTERS, READ_CACHE_GAUGES)
+        yield from _families("feed", self.feeds, FEED_COUNTERS, FEED_GAUGES)
+
+
+def _families(prefix, sources, counters, gauges):
+    """``localnews_<prefix>_<name>`` of each source's ``stats()``, by service."""
+    families = {
+        **{
+            name: CounterMetricFamily(f"localnews_{prefix}_{name}", text, labels=["service"])
+            for name, text in counters.items()
+        },
+        **{
+            name: GaugeMetricFamily(f"localnews_{prefix}_{name}", text, labels=["service"])
+            for name, text in gauges.items()
+        },
+    }
+    for source in list(sources):
+        stats = source.stats()
+        for name, family in families.items():
+            family.add_metric([source.container.service_name], stats[name])
+    return families.values()
 
 
 REPORTED = _Reported()

@@ -44,34 +44,43 @@ def _signature(secret, body):
     return hmac.new(key, body, hashlib.sha256).digest()[:12]
 
 
-def encode_cursor(secret, created_at, row_id):
-    body = json.dumps([created_at.isoformat(), str(row_id)], separators=(",", ":")).encode()
+def encode_cursor(secret, created_at, row_id, rank=None):
+    place = [created_at.isoformat(), str(row_id), *([] if rank is None else [rank])]
+    body = json.dumps(place, separators=(",", ":")).encode()
     token = body + b"." + _signature(secret, body)
     return base64.urlsafe_b64encode(token).decode().rstrip("=")
 
 
-def decode_cursor(secret, cursor):
+def decode_cursor(secret, cursor, ranked=False):
+    """``(created_at, id)``, or ``(created_at, id, rank)`` for a ranked list:
+    a cursor of another kind of list is refused like a forged one."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         body, signature = raw[:-13], raw[-12:]
         if raw[-13:-12] != b"." or not hmac.compare_digest(signature, _signature(secret, body)):
             raise ValueError("bad signature")
-        created_at, row_id = json.loads(body)
-        return datetime.fromisoformat(created_at), uuid.UUID(row_id)
+        place = json.loads(body)
+        if len(place) != (3 if ranked else 2):
+            raise ValueError("a cursor of another list")
+        created_at, row_id = datetime.fromisoformat(place[0]), uuid.UUID(place[1])
+        return (created_at, row_id, float(place[2])) if ranked else (created_at, row_id)
     except (ValueError, TypeError, UnicodeDecodeError):
         raise BadRequest("Invalid cursor.", {"cursor": ["Not a cursor from this API."]}) from None
 
 
-def keyset_page(connection, query, key, *, limit, cursor, secret):
-    """Run one page of the Core ``select`` ``query`` ordered by ``key``'s
-    ``created_at`` and ``id``; return ``(rows as mappings, next_cursor)``."""
+def keyset_page(connection, query, key, *, limit, cursor, secret, rank=None):
+    """Run one page of the Core ``select`` ``query``, newest first by
+    ``key``'s ``created_at`` and ``id`` (best ``rank`` first, if given: an
+    expression the query selects as ``rank``); return ``(rows as mappings,
+    next_cursor)``."""
+    order = [key.created_at, key.id] if rank is None else [rank, key.created_at, key.id]
     if cursor:
-        created_at, row_id = decode_cursor(secret, cursor)
-        query = query.where(tuple_(key.created_at, key.id) < tuple_(created_at, row_id))
-    query = query.order_by(key.created_at.desc(), key.id.desc()).limit(limit + 1)
+        created_at, row_id, *ranked = decode_cursor(secret, cursor, ranked=rank is not None)
+        query = query.where(tuple_(*order) < tuple_(*ranked, created_at, row_id))
+    query = query.order_by(*(column.desc() for column in order)).limit(limit + 1)
     rows = connection.execute(query).mappings().all()
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     last = rows[-1]
-    return rows, encode_cursor(secret, last["created_at"], last["id"])
+    return rows, encode_cursor(secret, last["created_at"], last["id"], last.get("rank"))

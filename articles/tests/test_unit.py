@@ -45,8 +45,8 @@ def test_invalid_input_never_reaches_the_database():
 
 
 def test_tag_filter_pages_over_the_tag_index():
-    _, plain_key = article_items.list_query({})
-    tagged, tagged_key = article_items.list_query({"tag": "town"})
+    _, plain_key, _ = article_items.list_query({})
+    tagged, tagged_key, _ = article_items.list_query({"tag": "town"})
 
     assert plain_key is Article and tagged_key is ArticleTag
     sql = str(tagged.compile(dialect=postgresql.dialect()))

@@ -73,15 +73,27 @@ def test_an_expected_error_is_one_info_line():
     assert (unexpected.levelname, unexpected.exc_info) == ("ERROR", exc_info)
 
 
-def test_a_lasting_trouble_is_said_once_and_its_end_once(caplog):
+class Recorder(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+
+def test_a_lasting_trouble_is_said_once_and_its_end_once():
     log = logging.getLogger("test.trouble")
+    log.setLevel(logging.DEBUG)
+    recorder = Recorder()
+    log.addHandler(recorder)
     trouble = Trouble(log)
-    with caplog.at_level(logging.DEBUG, "test.trouble"):
-        for _ in range(5):
-            trouble.occurred("broker down")
-        trouble.over("broker back")
-        trouble.over("broker back")
-    levels = [(r.levelname, r.getMessage()) for r in caplog.records]
+    for _ in range(5):
+        trouble.occurred("broker down")
+    trouble.over("broker back")
+    trouble.over("broker back")
+    log.removeHandler(recorder)
+    levels = [(r.levelname, r.getMessage()) for r in recorder.records]
     assert levels.count(("WARNING", "broker down")) == 1
     assert levels.count(("INFO", "broker back")) == 1
 

@@ -1,0 +1,241 @@
+"""The live feed: every change of articles and events, as server-sent events.
+
+``GET /api/feed`` answers ``text/event-stream``; each committed change is one
+message: ``id:`` its ``eventId``, ``event:`` its type (``article_added``,
+``event_updated``...), ``data:`` the item as the public sees it (for a
+delete, the deleted item). ``?types=articles,events`` narrows it.
+
+- **Resume**: a client that reconnects with ``Last-Event-ID`` gets every
+  change after that one from this gateway's replay buffer (the last
+  ``FEED_REPLAY_SIZE`` changes of the last ``FEED_REPLAY_SECONDS``); for an
+  id the buffer no longer has (or never had: another gateway copy's buffer
+  holds the same changes, with the same ids), a ``reset`` message says to
+  reload.
+- **Heartbeats**: a comment line every ``FEED_HEARTBEAT_SECONDS`` keeps
+  proxies from closing an idle stream; ``retry:`` says how soon to
+  reconnect.
+- **Cost**: a client is a green thread and a small queue; its answer is
+  written by eventlet after the worker that opened it has returned, so it
+  holds no nameko worker. Beyond ``FEED_MAX_CLIENTS`` connections: 503. A
+  client too slow to keep up is disconnected; it reconnects and resumes.
+- **Order**: every gateway copy hears every change on its own queue, in the
+  order each item's changes were committed (the outbox sends them so), and
+  hands them on in that order.
+"""
+
+import json
+import resource
+import time
+from collections import deque
+
+from eventlet.queue import Empty, Full, LightQueue
+from nameko.extensions import DependencyProvider, SharedExtension
+from werkzeug.wrappers import Response
+
+from articles.schemas import ArticleSchema
+from events.schemas import EventSchema
+from servicekit.errors import BadRequest
+from servicekit.metrics import REPORTED
+
+from .errors import ServiceUnavailable
+from .http import http
+
+DEFAULTS = {
+    "FEED_MAX_CLIENTS": 2000,
+    "FEED_REPLAY_SIZE": 1000,
+    "FEED_REPLAY_SECONDS": 600,
+    "FEED_HEARTBEAT_SECONDS": 15,
+}
+RETRY_MILLISECONDS = 3000
+CLIENT_QUEUE_SIZE = 256
+SPARE_DESCRIPTORS = 512  # the broker, the other requests, the log files
+
+
+def _allow_descriptors(wanted):
+    """Raise this process's soft limit of open files towards ``wanted`` (a
+    feed client is a socket, and the usual soft limit is 1,024), never past
+    the hard limit an operator set."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    ceiling = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < ceiling:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, hard))
+
+
+def _public_fields(schema):
+    return frozenset(field.data_key or name for name, field in schema().dump_fields.items())
+
+
+# What the public may see of an item: nothing else reaches a client.
+PUBLIC_FIELDS = {"articles": _public_fields(ArticleSchema), "events": _public_fields(EventSchema)}
+RESOURCE_OF = {"article": "articles", "event": "events"}
+
+
+class Change:
+    __slots__ = ("event_id", "heard_at", "message", "resource", "seq")
+
+    def __init__(self, seq, event_type, payload):
+        self.seq = seq
+        self.resource = RESOURCE_OF[event_type.split("_", 1)[0]]
+        self.event_id = str(payload.get("eventId", seq))
+        data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+        public = {key: value for key, value in data.items() if key in PUBLIC_FIELDS[self.resource]}
+        body = json.dumps(public, ensure_ascii=False, separators=(",", ":"))
+        self.message = f"id: {self.event_id}\nevent: {event_type}\ndata: {body}\n\n".encode()
+        self.heard_at = time.monotonic()
+
+
+RESET = b'event: reset\ndata: {"reason": "The changes since your last id are gone: reload."}\n\n'
+HEARTBEAT = b": heartbeat\n\n"
+_CLOSE = object()  # in a client's queue: it fell behind
+
+
+class Client:
+    __slots__ = ("behind", "queue", "types")
+
+    def __init__(self, types):
+        self.types = types
+        self.queue = LightQueue(CLIENT_QUEUE_SIZE)
+        self.behind = False
+
+    def offer(self, change):
+        """Queue ``change`` for this client, never waiting: a client too slow
+        to take it is told to close (it reconnects and resumes from the
+        replay buffer) and offered nothing more."""
+        if self.behind or change.resource not in self.types:
+            return
+        try:
+            self.queue.put_nowait(change)
+        except Full:
+            self.behind = True
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(_CLOSE)
+
+
+class FeedHub(SharedExtension):
+    """The changes this gateway process heard, and its connected clients."""
+
+    def setup(self):
+        config = self.container.config
+        self.settings = {
+            key: float(config.get(key) or default) for key, default in DEFAULTS.items()
+        }
+        self.changes = deque(maxlen=int(self.settings["FEED_REPLAY_SIZE"]))
+        self.clients = set()
+        self.seq = 0
+        self.refused = self.dropped = 0
+        REPORTED.feeds.add(self)
+        _allow_descriptors(int(self.settings["FEED_MAX_CLIENTS"]) + SPARE_DESCRIPTORS)
+
+    def stats(self):
+        return {
+            "clients": len(self.clients),
+            "changes": self.seq,
+            "refused": self.refused,
+            "dropped": self.dropped,
+        }
+
+    def publish(self, event_type, payload):
+        self.seq += 1
+        change = Change(self.seq, event_type, payload)
+        self.changes.append(change)
+        too_old = time.monotonic() - self.settings["FEED_REPLAY_SECONDS"]
+        while self.changes and self.changes[0].heard_at < too_old:
+            self.changes.popleft()
+        for client in list(self.clients):
+            client.offer(change)
+
+    def connect(self, types, last_event_id):
+        """The messages of a new client: a generator for eventlet to write."""
+        if len(self.clients) >= self.settings["FEED_MAX_CLIENTS"]:
+            self.refused += 1
+            raise ServiceUnavailable("The live feed has all the clients it takes; retry later.")
+        client = Client(types)
+        self.clients.add(client)  # first: nothing committed meanwhile is missed
+        return self._messages(client, self._since(last_event_id, types))
+
+    def _since(self, last_event_id, types):
+        """The buffered changes after ``last_event_id``: a list, or ``None``
+        if the buffer has no such id."""
+        if last_event_id is None:
+            return []
+        buffered = list(self.changes)
+        for index, change in enumerate(buffered):
+            if change.event_id == last_event_id:
+                return [later for later in buffered[index + 1 :] if later.resource in types]
+        return None
+
+    def _messages(self, client, replay):
+        heartbeat = self.settings["FEED_HEARTBEAT_SECONDS"]
+        try:
+            yield f"retry: {RETRY_MILLISECONDS}\n\n".encode()
+            last_seq = 0
+            if replay is None:
+                yield RESET
+            for change in replay or ():
+                yield change.message
+                last_seq = change.seq
+            while True:
+                try:
+                    change = client.queue.get(timeout=heartbeat)
+                except Empty:
+                    yield HEARTBEAT
+                    continue
+                if change is _CLOSE:
+                    self.dropped += 1
+                    return
+                if change.seq > last_seq:  # not replayed already
+                    yield change.message
+                    last_seq = change.seq
+        finally:  # the client left (a write failed), fell behind, or we stop
+            self.clients.discard(client)
+
+
+class LiveFeed(DependencyProvider):
+    """``self.live_feed.publish(payload)`` in a broadcast handler of article
+    or event changes (the event's type is the handler's);
+    ``self.live_feed.hub`` for the route."""
+
+    hub = FeedHub()
+
+    def get_dependency(self, worker_ctx):
+        return _HandlerFeed(self.hub, getattr(worker_ctx.entrypoint, "event_type", None))
+
+
+class _HandlerFeed:
+    def __init__(self, hub, event_type):
+        self.hub = hub
+        self._event_type = event_type
+
+    def publish(self, payload):
+        if isinstance(payload, dict):
+            self.hub.publish(self._event_type, payload)
+
+
+def feed_types(request):
+    """``?types=articles,events``: the resources asked for (both by default)."""
+    asked = request.args.get("types")
+    if asked is None:
+        return frozenset(PUBLIC_FIELDS)
+    types = frozenset(part.strip() for part in asked.split(",") if part.strip())
+    if not types or types - PUBLIC_FIELDS.keys():
+        raise BadRequest(
+            "types is a comma-separated list of articles and events.",
+            {"types": [f"Not one of {sorted(PUBLIC_FIELDS)}."]},
+        )
+    return types
+
+
+class FeedRoutes:
+    @http("GET", "/api/feed")
+    def get_feed(self, request):
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        types = feed_types(request)
+        if request.method == "HEAD":
+            return Response(status=200, headers=headers, mimetype="text/event-stream")
+        # An empty Last-Event-ID is none (as EventSource sends it before any id).
+        last_event_id = request.headers.get("Last-Event-ID") or None
+        messages = self.live_feed.hub.connect(types, last_event_id)
+        # Each message leaves at once: eventlet would gather 4 KB before writing.
+        request.environ["eventlet.minimum_write_chunk_size"] = 0
+        return Response(messages, headers=headers, mimetype="text/event-stream")
