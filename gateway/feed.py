@@ -24,10 +24,12 @@ delete, the deleted item). ``?types=articles,events`` narrows it.
 """
 
 import json
+import logging
 import resource
 import time
 from collections import deque
 
+import eventlet
 from eventlet.queue import Empty, Full, LightQueue
 from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
@@ -40,6 +42,8 @@ from servicekit.metrics import REPORTED
 from .errors import ServiceUnavailable
 from .http import http
 
+log = logging.getLogger(__name__)
+
 DEFAULTS = {
     "FEED_MAX_CLIENTS": 2000,
     "FEED_REPLAY_SIZE": 1000,
@@ -48,6 +52,7 @@ DEFAULTS = {
 }
 RETRY_MILLISECONDS = 3000
 CLIENT_QUEUE_SIZE = 256
+STOP_WAIT_SECONDS = 1
 SPARE_DESCRIPTORS = 512  # the broker, the other requests, the log files
 
 
@@ -86,7 +91,7 @@ class Change:
 
 RESET = b'event: reset\ndata: {"reason": "The changes since your last id are gone: reload."}\n\n'
 HEARTBEAT = b": heartbeat\n\n"
-_CLOSE = object()  # in a client's queue: it fell behind
+_CLOSE = object()  # in a client's queue: end its stream
 
 
 class Client:
@@ -107,9 +112,13 @@ class Client:
             self.queue.put_nowait(change)
         except Full:
             self.behind = True
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(_CLOSE)
+            self.close()
+
+    def close(self):
+        """End the stream after what is being written: what waits is dropped."""
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(_CLOSE)
 
 
 class FeedHub(SharedExtension):
@@ -126,6 +135,18 @@ class FeedHub(SharedExtension):
         self.refused = self.dropped = 0
         REPORTED.feeds.add(self)
         _allow_descriptors(int(self.settings["FEED_MAX_CLIENTS"]) + SPARE_DESCRIPTORS)
+
+    def stop(self):
+        """End every stream properly (clients reconnect, to another copy, and
+        resume), giving them a moment to go before the container kills what
+        is left of their connections."""
+        if self.clients:
+            log.info("ending %d live feed streams", len(self.clients))
+        for client in list(self.clients):
+            client.close()
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while self.clients and time.monotonic() < deadline:
+            eventlet.sleep(0.01)
 
     def stats(self):
         return {
@@ -182,7 +203,7 @@ class FeedHub(SharedExtension):
                     yield HEARTBEAT
                     continue
                 if change is _CLOSE:
-                    self.dropped += 1
+                    self.dropped += client.behind
                     return
                 if change.seq > last_seq:  # not replayed already
                     yield change.message

@@ -16,6 +16,7 @@ worker machinery costs more than the rest of a hit). Every GET answer gets an
 
 import logging
 import re
+from functools import partial
 
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
@@ -23,7 +24,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Request, Response
 
 from servicekit.errors import ServiceError
-from servicekit.logs import CONTEXT_KEY, new_correlation_id
+from servicekit.logs import CONTEXT_KEY, HTTP_CONNECTION, new_correlation_id
 
 from .cache import (
     ANONYMOUS,
@@ -167,6 +168,15 @@ class GatewayWsgiApp(WsgiApp):
 
 class GatewayServer(WebServer):
     read_cache = CacheStore()
+
+    def run(self):
+        # nameko's loop, with each connection's thread named for the logs.
+        while self._is_accepting:
+            sock, address = self._sock.accept()
+            sock.settimeout(self._serv.socket_timeout)
+            self.container.spawn_managed_thread(
+                partial(self.process_request, sock, address), identifier=HTTP_CONNECTION
+            )
 
     def get_wsgi_app(self):
         return GatewayWsgiApp(self)

@@ -37,18 +37,27 @@ def current_correlation_id():
     return getattr(_current, "value", None)
 
 
+# The managed thread of one HTTP connection (gateway.http.GatewayServer).
+HTTP_CONNECTION = "http connection"
+
+
 class CorrelationIdFilter(logging.Filter):
     """Adds ``correlation_id``, ``service`` and ``entrypoint`` to every record
-    ("-" outside a worker), and turns nameko's report of an expected error
-    into one line at INFO."""
+    ("-" outside a worker); turns nameko's report of an expected error into
+    one line at INFO; and leaves out nameko's line for each HTTP connection
+    it closes at the end of a stop (idle keep-alive connections, feed
+    streams: thousands of lines saying nothing; its count line stays)."""
 
     def filter(self, record):
         record.correlation_id = current_correlation_id() or "-"
         record.service = _service["name"]
         record.entrypoint = getattr(_current, "entrypoint", None) or "-"
-        if record.name == "nameko.containers" and str(record.msg).startswith("(expected)"):
-            record.exc_info = record.exc_text = None
-            record.levelno, record.levelname = logging.INFO, "INFO"
+        if record.name == "nameko.containers":
+            if str(record.msg).startswith("(expected)"):
+                record.exc_info = record.exc_text = None
+                record.levelno, record.levelname = logging.INFO, "INFO"
+            elif record.msg == "killing managed thread `%s`" and record.args == (HTTP_CONNECTION,):
+                return False
         return True
 
 

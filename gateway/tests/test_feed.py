@@ -3,6 +3,7 @@
 its clients as server-sent events."""
 
 import json
+import time
 import uuid
 
 import pytest
@@ -197,3 +198,15 @@ def test_idle_streams_get_heartbeats(gateway, feed):
     stream = feed()
     assert stream.next() == {"retry": "3000"}
     assert stream.next() == {"comment": "heartbeat"}
+
+
+def test_the_gateway_ends_open_streams_when_it_stops(gateway, feed):
+    container = gateway()
+    stream = feed()
+    assert stream.next() == {"retry": "3000"}
+    started = time.monotonic()
+    container.stop()
+    assert time.monotonic() - started < 3  # not a heartbeat's wait, nor the grace
+    # The stream ends properly (not cut), and the client knows to reconnect.
+    with pytest.raises(AssertionError, match="the stream ended"):
+        stream.next()

@@ -18,7 +18,7 @@ from notification.service import NotificationService
 from servicekit.config import load_config, public_base_url
 from servicekit.db import utcnow
 from servicekit.errors import NotFound
-from servicekit.logs import CorrelationIdFilter, Trouble
+from servicekit.logs import HTTP_CONNECTION, CorrelationIdFilter, Trouble
 from servicekit.testing import free_port
 from users.service import UsersService
 
@@ -71,6 +71,16 @@ def test_an_expected_error_is_one_info_line():
     unexpected = record("error handling worker x: boom", level=logging.ERROR, exc_info=exc_info)
     CorrelationIdFilter().filter(unexpected)
     assert (unexpected.levelname, unexpected.exc_info) == ("ERROR", exc_info)
+
+
+def test_connections_closed_at_a_stop_are_counted_not_listed():
+    def kept(msg, *args):
+        line = logging.LogRecord("nameko.containers", logging.WARNING, __file__, 1, msg, args, None)
+        return CorrelationIdFilter().filter(line)
+
+    assert kept("killing %s managed thread(s)", 1000)
+    assert not kept("killing managed thread `%s`", HTTP_CONNECTION)
+    assert kept("killing managed thread `%s`", "run")  # any other thread is still named
 
 
 class Recorder(logging.Handler):
