@@ -1,7 +1,7 @@
 """``make bench`` (``python -m bench``): how fast the backend is, as ratios
 taken within one run.
 
-    make bench                                        # about 4 minutes on 2 cores
+    make bench                                        # about 6 minutes on 2 cores
     make bench BENCH_ARGS="--rounds 5 --seconds 10"   # steadier, slower
     .venv/bin/python -m bench --help
 
@@ -10,8 +10,9 @@ databases ``bench_<service>`` (articles seeded with COPY: 1,000 rows, then
 1,000,000), an SMTP sink in this process, and each service as its own
 ``nameko run`` process: two gateway copies sharing one port (``--port``, read
 cache on) and one more on ``--cold-port`` with the read cache off, plus the
-bench variants of ``bench/stack.py``. It removes all of it at the end, also
-on Ctrl-C or failure. The services' logs of the last run are in
+bench variants of ``bench/stack.py``; for the live feed's figures only, one
+more gateway on ``--feed-port`` (read cache on). It removes all of it at the
+end, also on Ctrl-C or failure. The services' logs of the last run are in
 ``bench/results/logs/``.
 
 Reading the table. Absolute req/s and latencies drift with whatever else the
@@ -33,6 +34,24 @@ target is; rows without a target are there to explain the others.
   counted in empty RPCs taken in turn with it, since the two are a minute
   apart; the row below compares the deep page with the first page taken in
   turn with it, which drift cannot skew either.
+- ``search``: ``?q=`` a word that 10 of the 1,000,000 rows have (p50 of 200
+  sequential requests on the cache-off gateway), each taking turns with a
+  read of another article by id there (``read_cold``'s request); the notes
+  name the plan's scans (the GIN index), the JSON has the whole plan.
+- ``feed_idle``: idle clients of the live feed (``GET /api/feed``) held by
+  one gateway process, ``gateway_feed``, alone on ``--feed-port``: connected,
+  past the 200 and the ``retry:`` line, and still there after the round's
+  measures; the fewest of the rounds (each connects 1,000 anew).
+- ``feed_fanout``: with them connected, 20 new articles a second apart, from
+  each one's ``createdDate`` (stamped in its transaction, a hair before the
+  commit) to its message at each client, over all 20,000 pairs.
+  ``feed_delivery``: from the ``POST``'s answer to the message at one more,
+  dedicated client.
+- ``feed_rss``: that gateway's resident memory with the 1,000 clients, less
+  before them, per client.
+- ``read_hot_feed``: ``read_hot`` on that gateway with the 1,000 clients
+  connected, against ``read_hot_no_feed`` without them, in the same rounds
+  (the dedicated client is connected in both).
 - ``write``: ``POST /api/articles`` with wrk; ``notification_lag``: from an
   article's ``createdDate`` to its mail at the sink, 50 articles/s.
 - ``staleness``: after a PUT, until every gateway copy serves the new version.
@@ -61,7 +80,8 @@ from servicekit.config import database_url, load_config
 
 from . import load, measures, report
 from .client import Client, client_on_copy
-from .data import SeededArticles
+from .data import RARE_WORD, SeededArticles
+from .feed import FeedClients, allow_descriptors
 from .infra import (
     CannotRun,
     bootstrap,
@@ -73,7 +93,7 @@ from .infra import (
     without_password,
 )
 from .mail import MailSink
-from .processes import ServiceGroup, connection_owners
+from .processes import ServiceGroup, connection_owners, socket_count
 
 FIRST_ROWS = 1_000
 HOT_IDS = 10
@@ -83,6 +103,13 @@ LIST_REQUESTS = 200
 FIRST_PAGE = "/api/articles?limit=20"
 ECHO = "/bench/echo"
 DEEP_FRACTION = 0.9  # list_deep's cursor: this far down the table
+SEARCH_REQUESTS = 200
+SEARCH_PATH = f"/api/articles?q={RARE_WORD}&limit=20"
+FEED_CLIENTS = 1_000
+FEED_WARMUP_CLIENTS = 10
+FEED_CHANGES = 20
+FEED_PAUSE_SECONDS = 1.0
+FEED_SWEEP_SECONDS = 2.0  # for the server's failed writes to the clients that left
 STARTUP_TIMEOUT = 120
 LOG_DIR = report.RESULTS_DIR / "logs"
 
@@ -91,6 +118,7 @@ def parse_args():
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, default=8180, help="the two cache-on gateways")
     parser.add_argument("--cold-port", type=int, default=8181, help="the cache-off gateway")
+    parser.add_argument("--feed-port", type=int, default=8182, help="the live feed's gateway")
     parser.add_argument("--rows", type=int, default=1_000_000, help="articles for the deep page")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the wrk figures")
     parser.add_argument("--seconds", type=int, default=5, help="length of one wrk run")
@@ -167,15 +195,17 @@ class Bench:
         self.load_at_start = os.getloadavg()[0]  # others' work on the machine skews the figures
 
     def run(self):
-        refuse_busy_ports(self.args.port, self.args.cold_port)
+        refuse_busy_ports(self.args.port, self.args.cold_port, self.args.feed_port)
         config = load_config()  # the user's settings: where RabbitMQ and PostgreSQL are
         check_reachable(config)
         with cleanup_at_exit() as cleanup:
             self.start_stack(cleanup, config)
             self.measure_list_deep()
             self.pick_articles()
+            self.measure_search()
             one_copy = ("ceiling", "rpc_echo", "read_hot", "list_hot", "read_cold")
             self.measure_rounds("one gateway copy", one_copy)
+            self.measure_feed()
             self.start_second_copy()
             two_copies = ("ceiling_phase2", "read_hot_all", "list_hot_all")
             self.measure_rounds("two gateway copies", two_copies)
@@ -186,7 +216,12 @@ class Bench:
             machine = report.machine(self.wrk.path, self.db_urls["articles"], self.amqp_uri)
             machine["load_average_start"] = self.load_at_start
         settings = {"wrk": self.wrk.describe(), **vars(self.args)}
-        return {"machine": machine, "settings": settings, "figures": self.figures}
+        return {
+            "machine": machine,
+            "settings": settings,
+            "seeding": self.seeding,
+            "figures": self.figures,
+        }
 
     def start_stack(self, cleanup, config):
         """The vhost, the databases with the first rows, the mail sink and the
@@ -246,7 +281,10 @@ class Bench:
 
         rows = self.args.rows
         self.progress(f"growing the articles to {rows:,} rows with COPY")
+        started = time.monotonic()
         self.articles.grow_to(rows)
+        # With the triggers' work (tags, search vectors) and the table settled.
+        self.seeding = {"rows": rows, "seconds": round(time.monotonic() - started, 1)}
         self.progress("list_deep: a deep page")
         secret = self.config["JWT_SECRET"]
         deep_cursor = self.articles.cursor_at(secret, int(rows * DEEP_FRACTION))
@@ -269,16 +307,38 @@ class Bench:
     def pick_articles(self):
         """The hot set (read once, on the one gateway copy so far), the cold
         ids and the articles the staleness trials update."""
-        sample = self.articles.sample_ids(HOT_IDS + STALENESS_TRIALS + COLD_IDS)
-        self.hot_ids = sample[:HOT_IDS]
-        self.staleness_ids = sample[HOT_IDS : HOT_IDS + STALENESS_TRIALS]
+        searched = SEARCH_REQUESTS + 5  # and the warm-up's
+        sample = self.articles.sample_ids(HOT_IDS + STALENESS_TRIALS + searched + COLD_IDS)
+        self.hot_ids, sample = sample[:HOT_IDS], sample[HOT_IDS:]
+        self.staleness_ids, sample = sample[:STALENESS_TRIALS], sample[STALENESS_TRIALS:]
+        self.search_read_ids, sample = sample[:searched], sample[searched:]
         self.hot_file = self.workdir / "hot.txt"
         self.hot_file.write_text("\n".join(self.hot_ids) + "\n")
         self.cold_file = self.workdir / "cold.txt"
-        self.cold_file.write_text("\n".join(sample[HOT_IDS + STALENESS_TRIALS :]) + "\n")
+        self.cold_file.write_text("\n".join(sample) + "\n")
         client = Client(self.args.port)
         read_each(client, self.hot_ids)
         client.close()
+
+    def measure_search(self):
+        """A word in a few rows of the whole table (``data.RARE_WORD``) on the
+        cache-off gateway, each search taking turns with a read of another
+        article by id there (``read_cold``, one request at a time): the
+        search against the cheapest answer that reaches the database."""
+        self.progress(f"search: {RARE_WORD!r} in {self.articles.count:,} rows, in turn with reads")
+        client = Client(self.args.cold_port)
+        read_paths = [f"/api/articles/{article_id}" for article_id in self.search_read_ids]
+        found, read, answer = measures.search_against_reads(client, SEARCH_PATH, read_paths)
+        client.close()
+        params = {"q": RARE_WORD, "limit": 20}
+        self.figures["search"] = {
+            **found,
+            "read_cold": read,
+            "ratio": found["p50_ms"] / read["p50_ms"],
+            "matches": len(answer),
+            "rows_with_word": self.articles.rare_rows,
+            "plan": self.articles.page_plan(self.config["JWT_SECRET"], params),
+        }
 
     def wrk_targets(self):
         """What each wrk figure loads."""
@@ -301,6 +361,131 @@ class Bench:
         targets = {name: self.wrk_targets()[name] for name in names}
         self.figures.update(load.interleaved(self.wrk, targets, self.args.rounds, self.progress))
         self.services.check_running()
+
+    def measure_feed(self):
+        """The live feed on a gateway process of its own, ``gateway_feed``,
+        alone on ``--feed-port`` (every feed client is on it, and its sockets
+        say so) and stopped after: the memory its clients leave behind is
+        not the ``rss`` figure's concern. Its read cache is on, as on
+        ``--port``.
+
+        A dedicated client stays connected throughout. After a warm-up of the
+        route, each round: ``read_hot`` without the idle clients;
+        ``FEED_CLIENTS`` idle clients connected; ``read_hot`` again; in the
+        first round only, the fan-out of ``FEED_CHANGES`` new articles;
+        whether every client is still there; then the idle clients reset and
+        swept off the server. Memory per idle client: the first round's
+        against before them.
+        """
+        args = self.args
+        allow_descriptors()  # a thousand sockets here as on the gateway
+        self.progress(f"feed: a gateway process of its own on port {args.feed_port}")
+        gateway = self.services.start(
+            "gateway_feed", "bench.stack:BenchGateway", GATEWAY_PORT=str(args.feed_port)
+        )
+        try:
+            wait_healthy(self.services, args.feed_port)
+            poster = Client(args.feed_port, self.token)
+            read_each(poster, self.hot_ids)
+            with FeedClients(args.feed_port) as feed:
+                self.feed_rounds(gateway, poster, feed)
+            poster.close()
+            self.services.check_running()
+        finally:
+            self.services.stop_one("gateway_feed")
+
+    def feed_rounds(self, gateway, poster, feed):
+        args = self.args
+        read_hot = load.Target(f"http://127.0.0.1:{args.feed_port}/api/articles/", self.hot_file)
+        dedicated = feed.open(1)[0]
+        self.progress("feed: warming up the route and read_hot")
+        warm = feed.open(FEED_WARMUP_CLIENTS)
+        measures.feed_fan_out(poster, warm, dedicated, 1, 0)
+        self.sweep_feed(poster, feed, warm, dedicated)
+        load.run_target(self.wrk, read_hot, args.rounds, args.rounds + 1, seconds=1)
+        rss_before = gateway.rss_mb()
+        runs = {"read_hot_no_feed": [], "read_hot_feed": []}
+        rounds = []
+        for round_index in range(args.rounds):
+            self.progress(
+                f"feed round {round_index + 1}/{args.rounds}: read_hot, "
+                f"{FEED_CLIENTS:,} idle feed clients connected, read_hot"
+            )
+            stretch = (round_index, args.rounds + 1)
+            runs["read_hot_no_feed"].append(load.run_target(self.wrk, read_hot, *stretch))
+            sockets_before = socket_count(gateway.pid)
+            started = time.monotonic()
+            idle = feed.open(FEED_CLIENTS)
+            one = {"open_s": round(time.monotonic() - started, 2)}
+            one["held_once_open"] = self.held_on(gateway.pid, idle)
+            if round_index == 0:
+                rss_with = gateway.rss_mb()
+            runs["read_hot_feed"].append(load.run_target(self.wrk, read_hot, *stretch))
+            if round_index == 0:
+                self.progress(f"feed: {FEED_CHANGES} new articles, {FEED_PAUSE_SECONDS:g} s apart")
+                fanned_to = [client for client in idle if client.ready and client.open]
+                feed.slowest_pass_ms = 0.0
+                delays = measures.feed_fan_out(
+                    poster, fanned_to, dedicated, FEED_CHANGES, FEED_PAUSE_SECONDS
+                )
+                # How late a message may have been stamped (bench/feed.py's docstring).
+                slowest_pass_ms = feed.slowest_pass_ms
+            one["held"] = self.held_on(gateway.pid, idle)
+            one.update(feed.failures(idle))
+            self.sweep_feed(poster, feed, idle, dedicated)
+            # A dropped client's socket is closed by a later garbage collection.
+            one["sockets_left"] = socket_count(gateway.pid) - sockets_before
+            rounds.append(one)
+
+        self.figures.update({name: load.median_of(name_runs) for name, name_runs in runs.items()})
+        from_commit, from_answer, missing = delays
+        self.figures["feed_idle"] = {
+            "held": min(one["held"] for one in rounds),
+            "process": "gateway_feed",
+            "pid": gateway.pid,
+            "clients": FEED_CLIENTS,
+            "dedicated_held": dedicated.ready and dedicated.open,
+            "rounds": rounds,
+        }
+        self.figures["feed_fanout"] = {
+            **measures.percentiles(from_commit),
+            "changes": FEED_CHANGES,
+            "clients": len(fanned_to),
+            "missing": missing,
+            "reader_slowest_pass_ms": slowest_pass_ms,
+        }
+        # A message may come before the POST's answer is read: no wait at all.
+        self.figures["feed_delivery"] = {
+            **measures.percentiles([max(0.0, delay) for delay in from_answer]),
+            "before_answer": sum(delay < 0 for delay in from_answer),
+        }
+        held = rounds[0]["held_once_open"]
+        self.figures["feed_rss"] = {
+            "kb_per_client": (rss_with - rss_before) * 1024 / held if held else None,
+            "before_mb": rss_before,
+            "with_mb": rss_with,
+            "after_mb": gateway.rss_mb(),
+            "clients": held,
+        }
+
+    def held_on(self, pid, clients):
+        """How many of ``clients`` are connected, past the stream's start, to
+        the process ``pid`` (by the sockets it has accepted)."""
+        owners = connection_owners(self.args.feed_port, [pid])
+        return sum(
+            client.ready and client.open and owners.get(client.local_port) == pid
+            for client in clients
+        )
+
+    def sweep_feed(self, poster, feed, clients, dedicated):
+        """Reset ``clients``, then post one more change: the server's write of
+        it to each fails at once, and drops the client (as its next
+        heartbeat would, up to FEED_HEARTBEAT_SECONDS later). It writes to
+        every client in one pass, the dedicated one among them: once that
+        one has it, a short wait covers the rest."""
+        feed.reset(clients)
+        measures.feed_fan_out(poster, [], dedicated, 1, 0)
+        time.sleep(FEED_SWEEP_SECONDS)
 
     def start_second_copy(self):
         """A second gateway on the same port; up once it served a connection

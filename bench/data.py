@@ -3,8 +3,10 @@ database, and what the measures pick from them: ids, a deep cursor, a plan.
 
 Rows are one second apart going back from the moment the bench started, so
 growing the table adds older rows behind the first ones. The tag index
-(``article_tags``) is filled by the table's own trigger, as for any insert:
-the table ends in exactly the state the service makes.
+(``article_tags``) and each row's ``search_vector`` (in its GIN index) are
+filled by the table's own triggers, as for any insert: the table ends in
+exactly the state the service makes. Every ``RARE_EVERY``-th row has
+``RARE_WORD`` in its title, for a search that finds a few rows in many.
 """
 
 import csv
@@ -26,6 +28,8 @@ COLUMNS = "id, author_uid, title, description, body, status, tags, images_uid, l
 TAGS = ("traffic", "council", "schools", "sport", "weather")
 BODY = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 6  # ~350 bytes
 CHUNK_ROWS = 100_000
+RARE_WORD = "zeppelin"  # in no other row: not a word of BODY or of the other titles
+RARE_EVERY = 100_000
 
 
 class SeededArticles:
@@ -72,10 +76,16 @@ class SeededArticles:
         for i in range(start, min(start + CHUNK_ROWS, count)):
             created = (self.newest - timedelta(seconds=i)).isoformat()
             tags = "{" + f"local,{TAGS[i % len(TAGS)]}" + "}"
-            row = [uuid.uuid4(), "bench", f"Article {i}", "A seeded article.", BODY, 0, tags]
+            title = f"Article {i} {RARE_WORD}" if i % RARE_EVERY == 0 else f"Article {i}"
+            row = [uuid.uuid4(), "bench", title, "A seeded article.", BODY, 0, tags]
             writer.writerow([*row, "{}", 0, created, created])
         buffer.seek(0)
         return buffer
+
+    @property
+    def rare_rows(self):
+        """How many rows have ``RARE_WORD``."""
+        return -(-self.count // RARE_EVERY)
 
     def sample_ids(self, count):
         """``count`` distinct ids, in random order."""
@@ -117,7 +127,7 @@ class SeededArticles:
         event.listen(self.engine, "before_cursor_execute", capture)
         try:
             with self.engine.connect() as connection:
-                article_items.list(connection, secret, params)
+                article_items.list(connection, params, secret=secret, language="english")
         finally:
             event.remove(self.engine, "before_cursor_execute", capture)
         statement, parameters = statements[-1]

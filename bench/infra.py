@@ -49,7 +49,7 @@ def refuse_busy_ports(*ports):
         with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
             raise CannotRun(
                 f"port {port} already accepts connections (a stale gateway?): stop that "
-                f"process, or choose other ports with BENCH_ARGS='--port N --cold-port M'"
+                f"process, or choose other ports with BENCH_ARGS='--port N --cold-port M --feed-port F'"
             )
 
 

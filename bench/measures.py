@@ -1,5 +1,6 @@
-"""Measures timed from Python: sequential list pages, staleness across the
-gateway copies, notification lag, the write burst, and memory."""
+"""Measures timed from Python: sequential list pages, the search against
+reads, staleness across the gateway copies, the live feed's fan-out,
+notification lag, the write burst, and memory."""
 
 import statistics
 import time
@@ -13,6 +14,7 @@ from .client import Client
 from .processes import connection_owners
 
 WRITE_TAG = "bench-write"
+FEED_TAG = "bench-feed"
 POLL_PAUSE_SECONDS = 0.002
 
 
@@ -41,6 +43,24 @@ def sequential(client, paths, count, warmup=5):
             client.expect(200, "GET", path)
             times[path].append((time.perf_counter() - start) * 1000)
     return [percentiles(times[path]) for path in paths]
+
+
+def search_against_reads(client, search_path, read_paths, warmup=5):
+    """The search ``search_path`` and a read of the next of ``read_paths``
+    (each another article) in turn, one request at a time, so that drift
+    hits them alike: p50 and p99 of each, and the search's last answer."""
+    for path in read_paths[:warmup]:
+        client.expect(200, "GET", search_path)
+        client.expect(200, "GET", path)
+    searches, reads = [], []
+    for path in read_paths[warmup:]:
+        start = time.perf_counter()
+        found = client.expect(200, "GET", search_path)
+        searches.append((time.perf_counter() - start) * 1000)
+        start = time.perf_counter()
+        client.expect(200, "GET", path)
+        reads.append((time.perf_counter() - start) * 1000)
+    return percentiles(searches), percentiles(reads), found
 
 
 def staleness(port, token, article_ids, copies, connections=16, timeout=10.0):
@@ -104,6 +124,48 @@ def _first_new_version(client, path, version, deadline):
         if sent > deadline:
             return None
         time.sleep(POLL_PAUSE_SECONDS)
+
+
+def feed_fan_out(poster, idle, dedicated, changes, pause, timeout=10.0):
+    """``changes`` articles posted through ``poster``, ``pause`` s apart, each
+    waited for at every feed client (``feed.FeedClient``) that is connected.
+
+    Returns two lists of delays in ms: for each (idle client, change), from
+    the article's commit to its message at the client; for each change,
+    from the moment the POST's answer was read to its message at
+    ``dedicated``. A message that never came counts as the whole wait, from
+    its start. Also how many never came.
+    """
+    from_commit, from_answer, missing = [], [], 0
+    receivers = [*idle, dedicated]
+    for n in range(changes):
+        started = time.monotonic()
+        article = poster.expect(201, "POST", "/api/articles", new_article(f"Feed {n}", FEED_TAG))
+        answered = time.time()
+        # createdDate is stamped in the article's transaction, a hair before
+        # its commit: the nearest to the commit the API tells.
+        committed = datetime.fromisoformat(article["createdDate"]).timestamp()
+        article_id = article["id"]
+
+        def delivered(article_id=article_id):
+            return all(article_id in c.received or not c.open for c in receivers)
+
+        _wait(delivered, timeout)
+        for client in idle:
+            at = client.received.get(article_id)
+            missing += at is None
+            from_commit.append(timeout * 1000 if at is None else (at - committed) * 1000)
+        at = dedicated.received.get(article_id)
+        missing += at is None
+        from_answer.append(timeout * 1000 if at is None else (at - answered) * 1000)
+        time.sleep(max(0.0, started + pause - time.monotonic()))
+    return from_commit, from_answer, missing
+
+
+def _wait(done, timeout, pause=0.01):
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(pause)
 
 
 def notification_lag(port, token, sink, rate, seconds, workers=8, timeout=60.0):

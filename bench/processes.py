@@ -74,18 +74,26 @@ class ServiceGroup:
     def rss_mb(self):
         return {name: process.rss_mb() for name, process in self.processes.items()}
 
+    def stop_one(self, name):
+        """Stop the process ``name`` as ``stop()`` does, and forget it."""
+        _stop([self.processes.pop(name).popen])
+
     def stop(self):
         """SIGINT (nameko's graceful stop), then SIGKILL after a grace period."""
-        running = [p.popen for p in self.processes.values() if p.popen.poll() is None]
-        for popen in running:
-            popen.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for popen in running:
-            try:
-                popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                popen.kill()
-                popen.wait()
+        _stop(p.popen for p in self.processes.values())
+
+
+def _stop(popens):
+    running = [popen for popen in popens if popen.poll() is None]
+    for popen in running:
+        popen.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for popen in running:
+        try:
+            popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
 
 
 def connection_owners(port, pids):
@@ -97,6 +105,11 @@ def connection_owners(port, pids):
         for inode, client_port in _accepted_connections(port)
         if inode in pid_by_inode
     }
+
+
+def socket_count(pid):
+    """How many sockets the process ``pid`` has open (its listening ones too)."""
+    return len(_socket_inodes(pid))
 
 
 def _accepted_connections(port):

@@ -31,9 +31,16 @@ ORDER = (
     "read_hot_all",
     "list_hot_all",
     "list_deep",
+    "search",
     "write",
     "notification_lag",
     "staleness",
+    "feed_idle",
+    "feed_fanout",
+    "feed_delivery",
+    "feed_rss",
+    "read_hot_no_feed",
+    "read_hot_feed",
 )
 
 
@@ -96,9 +103,33 @@ CHECKS = (
         1.2,
     ),
     Check("list_deep", "p50 ÷ first page p50, same time", _field("list_deep", "ratio_now")),
+    Check("search", "p50 ÷ read_cold p50, in turn", _field("search", "ratio"), "<=", 3),
     Check("write", "req/s ÷ rpc_echo", _ratio("write", "rpc_echo")),
     Check("notification_lag", "p99 ms", _field("notification_lag", "p99_ms"), "<=", 1000),
     Check("staleness", "p99 ms", _field("staleness", "p99_ms"), "<=", 100),
+    Check("feed_idle", "idle clients held by one process", _field("feed_idle", "held"), ">=", 1000),
+    Check(
+        "feed_fanout",
+        "p99 ms from commit, each client",
+        _field("feed_fanout", "p99_ms"),
+        "<=",
+        250,
+    ),
+    Check(
+        "feed_delivery",
+        "p99 ms from the POST's answer",
+        _field("feed_delivery", "p99_ms"),
+        "<=",
+        1000,
+    ),
+    Check("feed_rss", "kB RSS per idle client", _field("feed_rss", "kb_per_client"), "<=", 50),
+    Check(
+        "read_hot_feed",
+        "req/s ÷ read_hot_no_feed",
+        _ratio("read_hot_feed", "read_hot_no_feed"),
+        ">=",
+        0.9,
+    ),
     Check("rss", "after ÷ idle, max of processes", _field("rss", "max_ratio"), "<=", 1.5),
 )
 
@@ -139,7 +170,7 @@ def _rows(name, numbers, checks, notes):
         return [[name, *numbers, "", "", "", "", notes]]
     rows = []
     for i, check in enumerate(checks):
-        value = "n/a" if check["value"] is None else f"{check['value']:.2f}"
+        value = _value(check["value"])
         target = f"{'≥' if check['op'] == '>=' else '≤'} {check['target']:g}" if check["op"] else ""
         met = {True: "yes", False: "NO", None: ""}[check["met"]]
         if i == 0:
@@ -147,6 +178,12 @@ def _rows(name, numbers, checks, notes):
         else:
             rows.append(["", "", "", "", value, check["what"], target, met, ""])
     return rows
+
+
+def _value(value):
+    if value is None:
+        return "n/a"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.2f}"
 
 
 def _number(figure, key):
@@ -171,6 +208,43 @@ def _notes(name, figure):
     if name == "list_deep":
         first, now = figure["first_page"]["p50_ms"], figure["first_page_now"]["p50_ms"]
         notes.append(f"first page p50: {first:.1f} ms at 1,000 rows, {now:.1f} ms now")
+    if name == "search":
+        plan = figure["plan"]
+        # The scans without their timings: the JSON has those.
+        scans = [scan.split(" (")[0] for scan in plan.get("scans", [])]
+        notes.append(
+            f"{figure['matches']} found of {figure['rows_with_word']} rows with the word; "
+            f"read_cold p50 {figure['read_cold']['p50_ms']:.1f} ms; "
+            f"plan: {', '.join(scans) if 'scans' in plan else plan['error']}"
+        )
+    if name == "feed_idle":
+        rounds = figure["rounds"]
+        held = ", ".join(str(one["held"]) for one in rounds)
+        refused = sum(one["503"] for one in rounds)
+        failed = sum(one["failed"] for one in rounds)
+        notes.append(
+            f"{figure['process']} (pid {figure['pid']}), alone on --feed-port; "
+            f"held per round: {held}; 503: {refused}, failed: {failed}; "
+            f"opened in {max(one['open_s'] for one in rounds):.1f} s at most"
+        )
+    if name == "feed_fanout":
+        notes.append(
+            f"{figure['changes']} changes to each of {figure['clients']} clients, "
+            f"{figure['missing']} messages missing; the bench's reader stamps "
+            f"{figure['reader_slowest_pass_ms']:.0f} ms late at most"
+        )
+    if name == "feed_delivery":
+        notes.append(
+            f"one client, {figure['count']} changes, "
+            f"{figure['before_answer']} before the POST's answer (as 0)"
+        )
+    if name == "feed_rss":
+        notes.append(
+            f"gateway_feed {figure['before_mb']:.1f} → {figure['with_mb']:.1f} MB "
+            f"with {figure['clients']} clients, {figure['after_mb']:.1f} MB at the end"
+        )
+    if name == "read_hot_feed":
+        notes.append("gateway_feed with feed_idle's clients, in turn with read_hot_no_feed")
     if name == "write":
         notes.append(f"{figure['articles']} articles, {figure['missing_mails']} mails missing")
     if name == "notification_lag":
@@ -196,7 +270,8 @@ def render(results, json_path):
             "",
             table(results["figures"], results["checks"]),
             "",
-            f"{json_path.relative_to(ROOT)}; wall time {minutes} min {seconds} s",
+            f"{json_path.relative_to(ROOT)}; wall time {minutes} min {seconds} s, of which "
+            f"{results['seeding']['seconds']:.0f} s seeding {results['seeding']['rows']:,} rows",
         ]
     )
 

@@ -16,6 +16,7 @@ import re
 import time
 from email.utils import formatdate
 
+from eventlet.wsgi import BROKEN_SOCK
 from nameko.web.server import HttpOnlyProtocol
 
 from servicekit.logs import new_correlation_id
@@ -33,6 +34,20 @@ _SUFFIX = b" HTTP/1.1\r\n"
 
 class CachedReadProtocol(HttpOnlyProtocol):
     """nameko's HTTP protocol, answering read-cache hits itself."""
+
+    def finish(self):
+        # The socket is only closed once its writer and reader both are. A
+        # client that left (a feed stream's, say) leaves unsent bytes in the
+        # writer, whose close then raises EPIPE: nameko's finish skips the
+        # reader, and the socket stays open until the garbage collector
+        # finds it. Close both, whatever the writer says.
+        for stream in (self.wfile, self.rfile):
+            try:
+                stream.close()
+            except OSError as exc:
+                if exc.errno not in BROKEN_SOCK:
+                    raise
+        self.connection.close()
 
     def _read_request_line(self):
         # Called for each request of a keep-alive connection: hits are

@@ -3,6 +3,9 @@
 its clients as server-sent events."""
 
 import json
+import os
+import socket
+import struct
 import time
 import uuid
 
@@ -210,3 +213,25 @@ def test_the_gateway_ends_open_streams_when_it_stops(gateway, feed):
     # The stream ends properly (not cut), and the client knows to reconnect.
     with pytest.raises(AssertionError, match="the stream ended"):
         stream.next()
+
+
+def test_clients_that_left_are_let_go_with_their_sockets(gateway, config, gateway_url):
+    container = gateway()
+    hub, send = get_extension(container, FeedHub), dispatcher(container, config)
+    host, port = gateway_url.removeprefix("http://").split(":")
+    open_files = len(os.listdir("/proc/self/fd"))  # the gateway runs in this process
+    clients = []
+    for _ in range(20):
+        client = socket.create_connection((host, int(port)))
+        client.sendall(b"GET /api/feed HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"retry: 3000" in client.recv(4096)
+        clients.append(client)
+    for client in clients:  # gone at once, as a phone that lost its network
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+    for _ in range(50):  # the next change finds them gone
+        if not hub.clients and len(os.listdir("/proc/self/fd")) <= open_files:
+            break
+        send("article_added", item())
+    assert hub.stats()["clients"] == 0
+    assert len(os.listdir("/proc/self/fd")) <= open_files  # no socket kept open
