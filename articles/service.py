@@ -47,7 +47,7 @@ class ArticlesService(ServiceBase):
             self.db.reads,
             params,
             secret=self.config["JWT_SECRET"],
-            language=self.config["SEARCH_LANGUAGE"],
+            language=self.search_language,
         )
 
     @rpc

@@ -50,7 +50,7 @@ class EventsService(ServiceBase):
             self.db.reads,
             params,
             secret=self.config["JWT_SECRET"],
-            language=self.config["SEARCH_LANGUAGE"],
+            language=self.search_language,
         )
 
     @rpc

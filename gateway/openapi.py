@@ -904,7 +904,7 @@ def other_paths():
                         headers=("Cache-Control",),
                     )
                 },
-                (400, (503, "The feed has all the clients it takes (`FEED_MAX_CLIENTS`)."), 504),
+                (400, (503, "The feed has all the clients it takes (`FEED_MAX_CLIENTS`).")),
                 params=("types", "LastEventId"),
                 tag="Feed",
                 security=PUBLIC,

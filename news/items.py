@@ -17,7 +17,7 @@ from servicekit.request_keys import NO_KEY
 from servicekit.schemas import load
 
 from .schemas import NewsListQuerySchema
-from .search import matching
+from .search import DEFAULT_LANGUAGE, matching
 
 
 def no_filters(query, params):
@@ -105,7 +105,7 @@ class NewsItems:
         session.delete(item)
         return self._announce(session, outbox, claim, "deleted", item, data)
 
-    def list_query(self, params, language="english"):
+    def list_query(self, params, language=DEFAULT_LANGUAGE):
         """``(select, key, rank)`` of a list: ``key`` has the ``created_at``
         and ``id`` columns the page is ordered by (the tag index for
         ``?tag=``); ``rank``, with ``q``, how well an item matches

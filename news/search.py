@@ -35,14 +35,17 @@ def matching(search_vector, q, language):
 
 class SearchLanguage(DependencyProvider):
     """Makes the service's ``search_settings`` follow ``SEARCH_LANGUAGE``
-    when the service starts; ``SearchLanguage(Article)``. Nothing to use in
-    a worker."""
+    when the service starts; ``SearchLanguage(Article)``. In a worker, the
+    language's name, for :func:`matching`."""
 
     def __init__(self, model):
         self.model = model
 
     def setup(self):
         self.language = self.container.config.get("SEARCH_LANGUAGE") or DEFAULT_LANGUAGE
+
+    def get_dependency(self, worker_ctx):
+        return self.language
 
     def start(self):
         table = self.model.__table__.name
