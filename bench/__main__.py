@@ -75,7 +75,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from servicekit.bootstrap import check_broker, check_postgres
+from servicekit.bootstrap import reach_broker, reach_postgres
 from servicekit.config import database_url, load_config
 
 from . import load, measures, report
@@ -90,7 +90,6 @@ from .infra import (
     refuse_busy_ports,
     scratch_database_urls,
     scratch_vhost,
-    without_password,
 )
 from .mail import MailSink
 from .processes import ServiceGroup, connection_owners, socket_count
@@ -532,15 +531,8 @@ class Bench:
 
 
 def check_reachable(config):
-    try:
-        check_broker(config["AMQP_URI"])
-    except Exception as exc:
-        uri = without_password(config["AMQP_URI"])
-        raise CannotRun(f"RabbitMQ at {uri} does not answer: {exc}") from None
-    try:
-        check_postgres(database_url(config, "articles"))
-    except Exception as exc:
-        raise CannotRun(f"PostgreSQL does not answer: {exc}") from None
+    reach_broker(config["AMQP_URI"], "make bench", timeout=5)
+    reach_postgres(database_url(config, "articles"), config, "make bench", timeout=5)
 
 
 def stack_environment(amqp_uri, db_urls, sink, port):

@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 
+from amqp.exceptions import AccessRefused, NotAllowed
 from kombu import Connection
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -18,26 +19,53 @@ from sqlalchemy.pool import NullPool
 from .config import SERVICE_NAMES, check_config, database_url, load_config
 from .db import make_engine
 from .migrations import migrate
+from .postgres_access import (
+    LOGIN_REFUSED,
+    NOT_RUNNING,
+    STARTING,
+    advice,
+    create_login,
+    diagnose,
+    may_create_login,
+    where,
+)
 from .topology import declare_event_queues, service_classes
 
 log = logging.getLogger("bootstrap")
 
 
-def wait_for(name, check, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{name} is not reachable after {timeout:.0f} s: {exc}") from None
-            time.sleep(0.5)
-
-
 def check_broker(amqp_uri):
     with Connection(amqp_uri, connect_timeout=2) as conn:
         conn.ensure_connection(max_retries=1)
+
+
+def reach_broker(amqp_uri, who, timeout):
+    """Return once RabbitMQ lets ``amqp_uri`` in; wait while it is not
+    running yet (up to ``timeout``); a refused login or a missing vhost
+    stops at once with one line saying which."""
+    deadline = time.monotonic() + timeout
+    at = Connection(amqp_uri).as_uri()  # without the password
+    while True:
+        try:
+            check_broker(amqp_uri)
+            return
+        except AccessRefused as exc:
+            raise SystemExit(
+                f"{who}: RabbitMQ at {at} runs but refused the login ({exc}); check the "
+                "user and password of AMQP_URI (`guest` may only log in from the same machine)."
+            ) from None
+        except NotAllowed as exc:
+            vhost = Connection(amqp_uri).virtual_host
+            raise SystemExit(
+                f"{who}: RabbitMQ at {at} runs but refused the vhost ({exc}); create it with "
+                f"`sudo rabbitmqctl add_vhost {vhost}` and give the user its permissions."
+            ) from None
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                raise SystemExit(
+                    f"{who}: RabbitMQ is not running at {at} ({exc}); start it first."
+                ) from None
+            time.sleep(0.5)
 
 
 def check_postgres(url):
@@ -53,14 +81,51 @@ def check_postgres(url):
         engine.dispose()
 
 
-def main(timeout=30.0):
+def reach_postgres(url, config, who, timeout):
+    """Return once PostgreSQL lets ``url``'s role in; wait while it is not
+    running yet (up to ``timeout``); create the role where we may (see
+    :mod:`servicekit.postgres_access`); else stop with one line saying what
+    is wrong and the command that fixes it."""
+    deadline = time.monotonic() + timeout
+    tried_creating = False
+    while True:
+        try:
+            check_postgres(url)
+            return
+        except Exception as exc:
+            problem = diagnose(exc)
+        if problem.kind == LOGIN_REFUSED and not tried_creating and may_create_login(url, config):
+            tried_creating = True
+            try:
+                if create_login(url):
+                    role = make_url(url).username
+                    print(
+                        f"{who}: created the PostgreSQL role {role} at {where(url)} "
+                        "through the postgres account (a stock install asks for a password)",
+                        flush=True,
+                    )
+            except (RuntimeError, OSError) as exc:
+                raise SystemExit(
+                    f"{advice(url, problem, who)} [creating it failed: {exc}]"
+                ) from None
+            continue
+        if problem.kind in (NOT_RUNNING, STARTING) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            continue
+        raise SystemExit(advice(url, problem, who))
+
+
+def main(timeout=30.0, who="bootstrap"):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # One line a database below says it is migrated; Alembic's own lines
+    # (each revision's description) are for `alembic -n <service> history`.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = load_config()
     check_config(config)
-    wait_for("RabbitMQ", lambda: check_broker(config["AMQP_URI"]), timeout)
+    reach_broker(config["AMQP_URI"], who, timeout)
     for service_name in SERVICE_NAMES:
         url = database_url(config, service_name)
-        wait_for(f"PostgreSQL for {service_name}", lambda url=url: check_postgres(url), timeout)
+        reach_postgres(url, config, who, timeout)
         migrate(service_name, url)
         log.info("%s: database migrated", service_name)
     classes = [cls for name in SERVICE_NAMES for cls in service_classes(f"{name}.service")]

@@ -21,6 +21,8 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from .postgres_access import diagnose
+
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
@@ -66,14 +68,24 @@ class OpsPort(DependencyProvider):
         if not self.container.started:
             return "starting"
         try:
+            amqp_uri = self.container.config["AMQP_URI"]
+            with (
+                eventlet.Timeout(CHECK_TIMEOUT_SECONDS),
+                Connection(amqp_uri, connect_timeout=2) as conn,
+            ):
+                conn.ensure_connection(max_retries=1)
+        except (Exception, eventlet.Timeout) as exc:
+            return f"not ready: the broker: {type(exc).__name__}: {exc}"
+        try:
             with eventlet.Timeout(CHECK_TIMEOUT_SECONDS):
-                with Connection(self.container.config["AMQP_URI"], connect_timeout=2) as conn:
-                    conn.ensure_connection(max_retries=1)
                 for engine in self._engines():
                     with engine.connect() as connection:
                         connection.execute(text("SELECT 1"))
-        except (Exception, eventlet.Timeout) as exc:
-            return f"not ready: {type(exc).__name__}: {exc}"
+        except eventlet.Timeout:
+            return f"not ready: the database did not answer in {CHECK_TIMEOUT_SECONDS:g} s"
+        except Exception as exc:
+            problem = diagnose(exc)  # not running, refused the login, missing
+            return f"not ready: the database: {problem.kind}: {problem.detail}"
         return ""
 
     def _engines(self):

@@ -4,7 +4,9 @@ The tests talk to the real RabbitMQ and PostgreSQL (config.yml's addresses).
 nameko's test fixtures make a private vhost per test through RabbitMQ's
 management API, which RabbitMQ as Debian installs it does not enable: this
 enables it when it may (``rabbitmq-plugins``, as root or the rabbitmq user),
-and otherwise says in one line what to run.
+and otherwise says in one line what to run. A stock PostgreSQL has no role
+for the project yet: made here when run as root on its machine, else named
+(:mod:`servicekit.postgres_access`).
 """
 
 import os
@@ -15,11 +17,12 @@ import time
 
 import requests
 
-from servicekit.bootstrap import check_broker, check_postgres
+from servicekit.bootstrap import reach_broker, reach_postgres
 from servicekit.config import database_url, load_config
 
 RABBITMQ_API = os.environ.get("RABBITMQ_API", "http://guest:guest@localhost:15672/api")
 WAIT_SECONDS = 60
+SERVER_WAIT_SECONDS = 10
 
 
 def management_api_answers():
@@ -50,14 +53,10 @@ def enable_management_api():
 
 def main():
     config = load_config()
-    try:
-        check_broker(config["AMQP_URI"])
-    except Exception as exc:
-        sys.exit(f"make test: RabbitMQ is not reachable at AMQP_URI ({exc}); start it first.")
-    try:
-        check_postgres(database_url(config, "users"))
-    except Exception as exc:
-        sys.exit(f"make test: PostgreSQL is not reachable ({exc}); start it first.")
+    reach_broker(config["AMQP_URI"], "make test", SERVER_WAIT_SECONDS)
+    # Creates the development role where it may (a stock install has none),
+    # else names the command that does.
+    reach_postgres(database_url(config, "users"), config, "make test", SERVER_WAIT_SECONDS)
     if not (management_api_answers() or enable_management_api()):
         sys.exit(
             "make test: the tests need RabbitMQ's management API at "

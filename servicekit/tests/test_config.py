@@ -13,7 +13,9 @@ def test_config_yml_has_the_contract_defaults(monkeypatch):
     config = load_config()
     assert config["AMQP_URI"] == "amqp://guest:guest@localhost:5672/"
     assert config["WEB_SERVER_ADDRESS"].endswith(":8000")
-    assert config["DB_URIS"]["users:Base"] == "postgresql://postgres@localhost:5432/users"
+    assert (
+        config["DB_URIS"]["users:Base"] == "postgresql://localnews:localnews@localhost:5432/users"
+    )
     assert config["RPC_TIMEOUT_SECONDS"] == 5
     assert config["JWT_TTL_SECONDS"] == 86400
 

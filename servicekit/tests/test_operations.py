@@ -49,11 +49,15 @@ def test_the_operations_port_serves_metrics_and_probes(users_with_ops_port):
 def test_readyz_says_why_while_the_database_is_away(config, container_factory):
     port = free_port()
     broken = {**config, "OPS_PORT": port, "DB_URIS": {**config["DB_URIS"]}}
-    broken["DB_URIS"]["notification:Base"] = "postgresql://postgres@localhost:5432/no_such_db"
+    broken["DB_URIS"]["notification:Base"] = (
+        "postgresql://localnews:localnews@localhost:5432/no_such_db"
+    )
     container = container_factory(NotificationService, broken)
     container.start()
     answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
-    assert answer.status_code == 503 and "no_such_db" in answer.text
+    assert answer.status_code == 503
+    assert answer.text.startswith("not ready: the database: database missing: ")
+    assert "no_such_db" in answer.text
 
 
 def record(msg, name="nameko.containers", level=logging.WARNING, exc_info=None):
@@ -151,3 +155,19 @@ def test_processed_events_are_pruned_after_their_retention(config, container_fac
         assert time.monotonic() < deadline, "old processed events still there"
         session.rollback()
         time.sleep(0.1)
+
+
+def test_a_retried_handler_failure_is_its_own_line_only():
+    class Handler:
+        logs_its_failures = True  # as servicekit.retry's handlers
+
+    class WorkerCtx:
+        entrypoint = Handler()
+
+    line = logging.LogRecord(
+        "nameko.containers", logging.WARNING, __file__, 1,
+        "(expected) error handling worker %s: %s", (WorkerCtx(), "SMTP down"), None,
+    )  # fmt: skip
+    assert not CorrelationIdFilter().filter(line)  # the retry says it, with the next try
+    WorkerCtx.entrypoint = object()  # any other entrypoint: one INFO line
+    assert CorrelationIdFilter().filter(line) and line.levelname == "INFO"
