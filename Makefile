@@ -1,6 +1,6 @@
 # Local News backend: everyday commands. `make help` lists them.
-# Needs GNU make and python3 (3.11); RabbitMQ and PostgreSQL at the addresses
-# of config.yml (or the environment variables of docs/operations.md).
+# Needs GNU make and python3 (3.11 or newer); RabbitMQ and PostgreSQL at the
+# addresses of config.yml (or the environment variables of docs/operations.md).
 
 SHELL := /bin/bash
 
@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 RABBITMQ_API ?= http://guest:guest@localhost:15672/api
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate shell test test-faults lint format clean-vhosts
+.PHONY: help install run migrate shell mail test test-faults lint format clean-vhosts
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ migrate: install ## Wait for RabbitMQ/PostgreSQL, create the databases, migrate
 
 shell: install ## nameko shell for operations: n.rpc.<service>.<method>(...)
 	$(PYTHON) -m servicekit.shell
+
+mail: install ## The mail make run caught in development (var/mail/), the newest in full
+	@$(PYTHON) -m servicekit.mailcatcher list
 
 # tests/prerequisites.py: RabbitMQ's management API (enabled here if this user
 # may), PostgreSQL; one line saying what to do where it cannot.

@@ -15,7 +15,7 @@ from servicekit.retention import Retention
 from servicekit.retry import retrying_event_handler
 from servicekit.rpc import rpc
 
-from .dependencies import Smtp
+from .dependencies import MailNotSent, Smtp
 from .emails import new_article_email
 from .models import Base, ProcessedEvent
 from .schemas import load_article_added
@@ -34,7 +34,8 @@ class NotificationService(ServiceBase):
     # Operators: n.rpc.notification.dead_letters_list() / _replay(id) / _discard(id)
     dead_letters_list, dead_letters_replay, dead_letters_discard = dead_letter_rpcs()
 
-    @retrying_event_handler("articles", "article_added")
+    # A mail that could not be sent is retried: one line a try, no traceback.
+    @retrying_event_handler("articles", "article_added", expected_exceptions=MailNotSent)
     def on_article_added(self, payload):
         event = load_article_added(payload)
         session = self.db.session

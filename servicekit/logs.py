@@ -6,7 +6,9 @@
   downstream logs the same id. Each record also names the service and, in a
   worker, its entrypoint.
 - An expected client error (a ``NotFound``, a ``ValidationError``...) is one
-  line at INFO without a traceback; nameko logs it as a warning with one.
+  line at INFO without a traceback; nameko logs it as a warning with one. An
+  expected failure of an event handler that retries is only its own line
+  (what failed, where, the next try).
 - A trouble that lasts (the broker down) is said once when it starts and
   once when it ends (:class:`Trouble`), not at every retry.
 - ``LOG_FORMAT=json``: one JSON object a line (config.yml's ``json``
@@ -54,11 +56,21 @@ class CorrelationIdFilter(logging.Filter):
         record.entrypoint = getattr(_current, "entrypoint", None) or "-"
         if record.name == "nameko.containers":
             if str(record.msg).startswith("(expected)"):
+                if _said_by_its_entrypoint(record):
+                    return False
                 record.exc_info = record.exc_text = None
                 record.levelno, record.levelname = logging.INFO, "INFO"
             elif record.msg == "killing managed thread `%s`" and record.args == (HTTP_CONNECTION,):
                 return False
         return True
+
+
+def _said_by_its_entrypoint(record):
+    """An entrypoint that logs its own failures (a retrying event handler
+    says what failed and when it tries again) needs no second line."""
+    worker_ctx = record.args[0] if isinstance(record.args, tuple) and record.args else None
+    entrypoint = getattr(worker_ctx, "entrypoint", None)
+    return getattr(entrypoint, "logs_its_failures", False)
 
 
 class Trouble:

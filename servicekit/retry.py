@@ -133,6 +133,9 @@ class RetryingEventHandler(EventHandler):
     """
 
     queue_consumer = PromptQueueConsumer()
+    # Each failure is one line of ours (servicekit.logs leaves out nameko's
+    # for an expected error): what failed, why, and when it is tried again.
+    logs_its_failures = True
 
     def __init__(
         self, source_service, event_type, retry_delays=None, no_retry=(MalformedEvent,), **kwargs
@@ -192,10 +195,13 @@ class RetryingEventHandler(EventHandler):
             republish(self.publisher, message, self.wait_queues[attempt].name, headers)
             EVENT_RETRIES.labels(self.container.service_name, self.queue.name).inc()
             log.warning(
-                "%s failed (%s); retry %d in %g s",
-                self.queue.name,
+                "%s of %s event %s failed (%s); retry %d of %d in %g s",
+                self.method_name,
+                self.event_type,
+                _event_id(message) or "?",
                 error,
                 attempt + 1,
+                len(self.delays),
                 self.delays[attempt],
             )
             return
@@ -206,12 +212,15 @@ class RetryingEventHandler(EventHandler):
         republish(self.publisher, message, self.dead_queue.name, headers, message_id=message_id)
         EVENTS_PARKED.labels(self.container.service_name, self.queue.name).inc()
         log.error(
-            "%s failed on try %d (%s); parked as %s in %s",
-            self.queue.name,
+            "%s of %s event %s failed on try %d (%s); parked in %s "
+            "(n.rpc.%s.dead_letters_list() in the shell)",
+            self.method_name,
+            self.event_type,
+            message_id,
             attempt + 1,
             error,
-            message_id,
             self.dead_queue.name,
+            self.container.service_name,
         )
 
 

@@ -7,6 +7,8 @@
    ``GATEWAY_PROCESSES`` copies of the gateway (one per core by default)
    sharing its port; each in a process group of its own, so that a terminal's
    Ctrl-C reaches the runner alone, which then stops each child once.
+   With development settings and mail going to this machine where nothing
+   listens, it also runs the mail catcher (:mod:`servicekit.mailcatcher`).
 3. Prints "ready" once ``/health`` answers 200, not before.
 4. Restarts a service that exits on its own, after 1 s, then 2, 4 ... up to
    30 s while it keeps failing; the others keep serving meanwhile.
@@ -26,7 +28,7 @@ import time
 import urllib.request
 
 from .bootstrap import main as bootstrap
-from .config import ROOT, SERVICE_NAMES, load_config
+from .config import LOCAL_HOSTS, ROOT, SERVICE_NAMES, load_config
 
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -42,11 +44,13 @@ def say(message):
 
 
 class Child:
-    """One supervised ``nameko run`` process."""
+    """One supervised process: ``nameko run`` of a service module, or ``command``."""
 
-    def __init__(self, name, module, env):
+    def __init__(self, name, module, env, command=None):
         self.name = name
-        self.module = module
+        self.command = command or [
+            sys.executable, "-m", "nameko", "run", "--config", "config.yml", module,
+        ]  # fmt: skip
         self.env = env
         self.process = None
         self.started_at = 0.0
@@ -54,8 +58,7 @@ class Child:
         self.restart_at = None
 
     def start(self):
-        cmd = [sys.executable, "-m", "nameko", "run", "--config", "config.yml", self.module]
-        self.process = subprocess.Popen(cmd, cwd=ROOT, env=self.env, process_group=0)
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, process_group=0)
         self.started_at = time.monotonic()
         self.restart_at = None
         say(f"started {self.name} (pid {self.process.pid})")
@@ -90,12 +93,29 @@ def gateway_copies():
     return copies
 
 
-def port_in_use(port):
+def port_in_use(port, host="127.0.0.1"):
     """Something answers on ``port``. With ``SO_REUSEPORT`` a new gateway
     would share the port with it silently, and it would take traffic."""
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def mail_catcher(config):
+    """The development mail catcher's child, if mail would be lost without
+    it: development settings, mail to this machine, nothing listening there
+    (:mod:`servicekit.mailcatcher`). ``None`` otherwise, said in a line."""
+    host, port = str(config.get("SMTP_HOST") or ""), int(config.get("SMTP_PORT") or 25)
+    if config.get("APP_ENV") == "production" or host not in LOCAL_HOSTS:
+        return None
+    if port_in_use(port, host):
+        say(f"mail goes to the SMTP server at {host}:{port}")
+        return None
+    command = [sys.executable, "-m", "servicekit.mailcatcher", "serve", host, str(port)]
+    say(f"no SMTP server at {host}:{port}: catching mail ourselves; `make mail` shows it")
+    return Child("mail", None, dict(os.environ), command)
 
 
 def healthy(port):
@@ -148,7 +168,7 @@ def main():
         )
     copies = gateway_copies()
 
-    bootstrap()
+    bootstrap(who="make run")
 
     stopping = []
 
@@ -160,6 +180,9 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     children = children_of(copies)
+    catcher = mail_catcher(config)
+    if catcher is not None:
+        children.insert(0, catcher)  # listening before the first mail
     for child in children:
         child.start()
     ready = False

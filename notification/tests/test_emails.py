@@ -1,12 +1,12 @@
 """The email itself and the handler's order of steps, without broker or SMTP."""
 
-import smtplib
 import uuid
 from unittest.mock import call
 
 import pytest
 from nameko.testing.services import worker_factory
 
+from notification.dependencies import MailNotSent
 from notification.emails import SUBJECT, article_link, new_article_email
 from notification.service import NotificationService
 from servicekit.idempotency import MalformedEvent
@@ -66,9 +66,9 @@ def test_commits_the_claim_only_after_the_mail_is_sent():
 
 def test_smtp_failure_rolls_back_and_raises():
     service = worker_factory(NotificationService, config=CONFIG)
-    service.smtp.send.side_effect = smtplib.SMTPServerDisconnected("gone")
+    service.smtp.send.side_effect = MailNotSent("mail to x not sent through SMTP h:25: gone")
 
-    with pytest.raises(smtplib.SMTPServerDisconnected):
+    with pytest.raises(MailNotSent):
         service.on_article_added(event())
 
     service.db.session.rollback.assert_called_once()

@@ -27,9 +27,14 @@ class Runner:
             **service_env(config),
             "GATEWAY_PORT": str(self.port),
             "GATEWAY_PROCESSES": "1",
+            # Nothing listens there: make run catches the mail itself.
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(free_port()),
+            "MAIL_DIR": str(tmp_path / "mail"),
             "SHUTDOWN_GRACE_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
         }
+        self.mail_dir = tmp_path / "mail"
         self.log_path = tmp_path / "runner.log"
         # As a shell's `&` starts a job: SIGINT ignored, and so in its children.
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
@@ -117,3 +122,28 @@ def test_sigint_stops_a_background_runner_and_every_service_gracefully(runner):
     assert "runner: all services stopped" in output
     assert "killing it" not in output
     assert not [name for name, pid in pids.items() if alive(pid)]
+
+
+def test_the_admins_mail_is_caught_and_shown_when_no_smtp_server_runs(runner, config):
+    run = runner()
+    run.wait_for("runner: ready")
+    assert "catching mail ourselves; `make mail` shows it" in run.output()
+    api = f"http://127.0.0.1:{run.port}"
+    login = {"emailAddress": config["ADMIN_EMAIL"], "password": config["ADMIN_PASSWORD"]}
+    token = requests.post(f"{api}/api/auth", json=login, timeout=10).json()["token"]
+    article = {"title": "Road works on Main Street", "description": "Closed", "body": "..."}
+    created = requests.post(
+        f"{api}/api/articles",
+        json=article,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    run.wait_for("mail: to admin@example.com: LocalNewsApplication - New Article Added!")
+    [kept] = run.mail_dir.glob("*.eml")
+    shown = subprocess.run(
+        [sys.executable, "-m", "servicekit.mailcatcher", "list"],
+        cwd=ROOT, env={**os.environ, "MAIL_DIR": str(run.mail_dir)},
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "Road works on Main Street" in shown and kept.name[:15] in shown
