@@ -1,6 +1,6 @@
 # One image for every service, the bootstrap step and `nameko shell`:
 #   nameko run --config config.yml <service>.service   (default: the gateway)
-#   python -m servicekit.bootstrap                      (once per deployment)
+#   python -m tools.bootstrap                      (once per deployment)
 # docker-compose.yml and deploy/ (Kubernetes) choose the command per container.
 #
 # Only the runtime dependencies (requirements.txt) are installed; the test and

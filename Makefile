@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 RABBITMQ_API ?= http://guest:guest@localhost:15672/api
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate shell mail test test-faults lint format clean-vhosts
+.PHONY: help install run migrate shell mail reference test test-faults lint format clean-vhosts
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -35,16 +35,19 @@ $(STAMP): requirements.txt requirements-dev.txt | $(PYTHON)
 	touch $@
 
 run: install ## Bootstrap (broker, databases, migrations) and run every service
-	$(PYTHON) -m servicekit.runner
+	$(PYTHON) -m tools.runner
 
 migrate: install ## Wait for RabbitMQ/PostgreSQL, create the databases, migrate
-	$(PYTHON) -m servicekit.bootstrap
+	$(PYTHON) -m tools.bootstrap
 
 shell: install ## nameko shell for operations: n.rpc.<service>.<method>(...)
-	$(PYTHON) -m servicekit.shell
+	$(PYTHON) -m tools.shell
 
 mail: install ## The mail make run caught in development (var/mail/), the newest in full
-	@$(PYTHON) -m servicekit.mailcatcher list
+	@$(PYTHON) -m tools.mailcatcher list
+
+reference: install ## Write docs/reference.md from the routes' own descriptions
+	$(PYTHON) -m tools.api_reference
 
 # tests/prerequisites.py: RabbitMQ's management API (enabled here if this user
 # may), PostgreSQL; one line saying what to do where it cannot.

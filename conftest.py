@@ -4,4 +4,4 @@ import eventlet
 
 eventlet.monkey_patch()
 
-pytest_plugins = ["servicekit.testing"]
+pytest_plugins = ["tests.support"]

@@ -6,15 +6,15 @@ articles share with events lives in the ``news`` package.
 """
 
 from news.items import NewsItems
+from news.schemas import ArticleSchema
 from news.search import SearchLanguage
 from servicekit.base import ServiceBase
 from servicekit.db import Database
-from servicekit.outbox import Outbox
-from servicekit.request_keys import RequestKeys
+from servicekit.pagination import CursorKey
 from servicekit.rpc import rpc
+from servicekit.writes import Changes, writes
 
 from .models import Article, ArticleTag, Base, OutboxMessage, RequestKey
-from .schemas import ArticleSchema
 
 article_items = NewsItems("article", Article, ArticleTag, ArticleSchema())
 
@@ -23,15 +23,15 @@ class ArticlesService(ServiceBase):
     name = "articles"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage)
-    request_keys = RequestKeys(RequestKey)
+    change = Changes(OutboxMessage, RequestKey)
+    cursor_key = CursorKey()
     search_language = SearchLanguage(Article)
 
     @rpc
-    def create(self, payload, request_key=None):
+    @writes
+    def create(self, payload):
         """Store a new article; ``authorUID`` is required (the gateway sets the caller)."""
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return article_items.create(self.db.session, self.outbox, payload, claim)
+        return article_items.create(self.change, payload)
 
     @rpc
     def get(self, article_id):
@@ -46,24 +46,20 @@ class ArticlesService(ServiceBase):
         return article_items.list(
             self.db.reads,
             params,
-            secret=self.config["JWT_SECRET"],
+            secret=self.cursor_key,
             language=self.search_language,
         )
 
     @rpc
-    def update(self, article_id, payload, expected_author=None, request_key=None):
+    @writes
+    def update(self, article_id, payload, expected_author=None):
         """Change the fields sent; with ``expected_author``, only that author's article."""
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return article_items.update(
-            self.db.session, self.outbox, article_id, payload, expected_author, claim
-        )
+        return article_items.update(self.change, article_id, payload, expected_author)
 
     @rpc
-    def delete(self, article_id, expected_author=None, request_key=None):
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return article_items.delete(
-            self.db.session, self.outbox, article_id, expected_author, claim
-        )
+    @writes
+    def delete(self, article_id, expected_author=None):
+        return article_items.delete(self.change, article_id, expected_author)
 
     @rpc
     def health(self):

@@ -75,8 +75,9 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from servicekit.bootstrap import reach_broker, reach_postgres
 from servicekit.config import database_url, load_config
+from servicekit.pagination import cursor_key
+from tools.bootstrap import reach_broker, reach_postgres
 
 from . import load, measures, report
 from .client import Client, client_on_copy
@@ -285,7 +286,7 @@ class Bench:
         # With the triggers' work (tags, search vectors) and the table settled.
         self.seeding = {"rows": rows, "seconds": round(time.monotonic() - started, 1)}
         self.progress("list_deep: a deep page")
-        secret = self.config["JWT_SECRET"]
+        secret = cursor_key(self.config)
         deep_cursor = self.articles.cursor_at(secret, int(rows * DEEP_FRACTION))
         deep_page, echo_now, first_page_now = measures.sequential(
             uncached, [f"{FIRST_PAGE}&cursor={deep_cursor}", ECHO, FIRST_PAGE], LIST_REQUESTS
@@ -336,7 +337,7 @@ class Bench:
             "ratio": found["p50_ms"] / read["p50_ms"],
             "matches": len(answer),
             "rows_with_word": self.articles.rare_rows,
-            "plan": self.articles.page_plan(self.config["JWT_SECRET"], params),
+            "plan": self.articles.page_plan(cursor_key(self.config), params),
         }
 
     def wrk_targets(self):

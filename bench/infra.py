@@ -13,8 +13,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 from sqlalchemy.engine import make_url
 
-from servicekit.config import ROOT, SERVICE_NAMES, database_url
-from servicekit.migrations import drop_database
+from servicekit.config import ROOT, database_url
+from tools import SERVICE_NAMES
+from tools.migrations import drop_database
 
 RABBITMQ_API = os.environ.get("RABBITMQ_API", "http://guest:guest@localhost:15672/api")
 
@@ -125,10 +126,10 @@ def drop_databases(urls):
 
 
 def bootstrap(env):
-    """``python -m servicekit.bootstrap`` with the bench's environment: the
+    """``python -m tools.bootstrap`` with the bench's environment: the
     databases are created and migrated, the event queues declared."""
     result = subprocess.run(
-        [sys.executable, "-m", "servicekit.bootstrap"],
+        [sys.executable, "-m", "tools.bootstrap"],
         cwd=ROOT,
         env=env,
         capture_output=True,

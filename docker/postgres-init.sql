@@ -1,6 +1,6 @@
 -- Runs once, when the postgres container initialises an empty data volume
 -- (/docker-entrypoint-initdb.d). One database per service: no service reads
--- another's. `python -m servicekit.bootstrap` would also create missing ones.
+-- another's. `python -m tools.bootstrap` would also create missing ones.
 CREATE DATABASE articles;
 CREATE DATABASE events;
 CREATE DATABASE users;

@@ -7,15 +7,25 @@ What events share with articles lives in the ``news`` package.
 """
 
 from news.items import NewsItems
+from news.schemas import EventListQuerySchema, EventSchema
 from news.search import SearchLanguage
 from servicekit.base import ServiceBase
 from servicekit.db import Database
-from servicekit.outbox import Outbox
-from servicekit.request_keys import RequestKeys
+from servicekit.pagination import CursorKey
 from servicekit.rpc import rpc
+from servicekit.writes import Changes, writes
 
 from .models import Base, Event, EventTag, OutboxMessage, RequestKey
-from .schemas import EventListQuerySchema, EventSchema, event_date_range
+
+
+def event_date_range(query, params):
+    """``from``/``to`` of a list, on ``eventDate`` (news.items' ``filters``)."""
+    if params.get("date_from") is not None:
+        query = query.where(Event.event_date >= params["date_from"])
+    if params.get("date_to") is not None:
+        query = query.where(Event.event_date <= params["date_to"])
+    return query
+
 
 event_items = NewsItems(
     "event", Event, EventTag, EventSchema(), EventListQuerySchema(), filters=event_date_range
@@ -26,15 +36,15 @@ class EventsService(ServiceBase):
     name = "events"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage)
-    request_keys = RequestKeys(RequestKey)
+    change = Changes(OutboxMessage, RequestKey)
+    cursor_key = CursorKey()
     search_language = SearchLanguage(Event)
 
     @rpc
-    def create(self, payload, request_key=None):
+    @writes
+    def create(self, payload):
         """Store a new event (``eventDate`` required; no offset means UTC)."""
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return event_items.create(self.db.session, self.outbox, payload, claim)
+        return event_items.create(self.change, payload)
 
     @rpc
     def get(self, event_id):
@@ -49,22 +59,20 @@ class EventsService(ServiceBase):
         return event_items.list(
             self.db.reads,
             params,
-            secret=self.config["JWT_SECRET"],
+            secret=self.cursor_key,
             language=self.search_language,
         )
 
     @rpc
-    def update(self, event_id, payload, expected_author=None, request_key=None):
+    @writes
+    def update(self, event_id, payload, expected_author=None):
         """Change the fields sent; with ``expected_author``, only that author's event."""
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return event_items.update(
-            self.db.session, self.outbox, event_id, payload, expected_author, claim
-        )
+        return event_items.update(self.change, event_id, payload, expected_author)
 
     @rpc
-    def delete(self, event_id, expected_author=None, request_key=None):
-        claim = self.request_keys.claim(self.db.session, request_key)
-        return event_items.delete(self.db.session, self.outbox, event_id, expected_author, claim)
+    @writes
+    def delete(self, event_id, expected_author=None):
+        return event_items.delete(self.change, event_id, expected_author)
 
     @rpc
     def health(self):

@@ -1,11 +1,12 @@
 """News items over RPC: create, get, list, update, delete, each change announced.
 
 A service makes one :class:`NewsItems` for its model and calls it from its
-``@rpc`` methods with the worker's dependencies (``self.db.session`` and
-``self.outbox`` for changes, ``self.db.reads`` for reads). Input is validated
-with the marshmallow schema on the way in and dumped with it on the way out;
-a change's event carries the same dump, added to the outbox in the
-transaction of the change (``<resource>_added``/``_updated``/``_deleted``).
+``@rpc`` methods with the worker's dependencies (``self.change`` for changes,
+from an ``@writes`` RPC, :mod:`servicekit.writes`; ``self.db.reads`` for
+reads). Input is validated with the marshmallow schema on the way in and
+dumped with it on the way out; a change's event carries the same dump,
+announced in the transaction of the change (``<resource>_added``/
+``_updated``/``_deleted``).
 """
 
 from sqlalchemy import select
@@ -13,7 +14,6 @@ from sqlalchemy import select
 from servicekit.db import by_primary_key, later_than, parse_id, readable_columns, utcnow
 from servicekit.errors import BadRequest, Forbidden, NotFound
 from servicekit.pagination import keyset_page, load_query
-from servicekit.request_keys import NO_KEY
 from servicekit.schemas import load
 
 from .schemas import NewsListQuerySchema
@@ -40,18 +40,15 @@ class NewsItems:
         self.list_schema = list_schema or NewsListQuerySchema()
         self.filters = filters
 
-    def create(self, session, outbox, payload, claim=NO_KEY):
-        """``claim``: the request's key (servicekit.request_keys); a request
-        done before answers as it did, and changes nothing."""
-        if claim.answer is not None:
-            return claim.answer
+    def create(self, change, payload):
+        """Store a new item and announce it; the item as the API shows it."""
         if isinstance(payload, dict):
             payload = {k: v for k, v in payload.items() if k not in self.update_only_fields}
         now = utcnow()
         item = self.model(**load(self.schema, payload), created_at=now, updated_at=now)
-        session.add(item)
-        session.flush()
-        return self._announce(session, outbox, claim, "added", item)
+        change.session.add(item)
+        change.session.flush()
+        return self._announce(change, "added", item)
 
     def get(self, reads, item_id):
         query = by_primary_key(self.model)
@@ -81,29 +78,25 @@ class NewsItems:
         )
         return {"items": self.schema.dump(items, many=True), "nextCursor": next_cursor}
 
-    def update(self, session, outbox, item_id, payload, expected_author=None, claim=NO_KEY):
+    def update(self, change, item_id, payload, expected_author=None):
         """Change only the fields sent; ``updatedDate`` moves every time.
 
         With ``expected_author``, only an item of that author is changed
         (``Forbidden`` otherwise), checked under the row lock.
         """
-        if claim.answer is not None:
-            return claim.answer
-        item = self._locked(session, item_id, expected_author)
+        item = self._locked(change.session, item_id, expected_author)
         for name, value in load(self.schema, payload, partial=True).items():
             setattr(item, name, value)
         item.updated_at = later_than(item.updated_at)
-        session.flush()
-        return self._announce(session, outbox, claim, "updated", item)
+        change.session.flush()
+        return self._announce(change, "updated", item)
 
-    def delete(self, session, outbox, item_id, expected_author=None, claim=NO_KEY):
+    def delete(self, change, item_id, expected_author=None):
         """Delete the item and return it as it was (see ``update`` for the author)."""
-        if claim.answer is not None:
-            return claim.answer
-        item = self._locked(session, item_id, expected_author)
+        item = self._locked(change.session, item_id, expected_author)
         data = self.schema.dump(item)
-        session.delete(item)
-        return self._announce(session, outbox, claim, "deleted", item, data)
+        change.session.delete(item)
+        return change.announce(f"{self.resource}_deleted", item.id, data)
 
     def list_query(self, params, language=DEFAULT_LANGUAGE):
         """``(select, key, rank)`` of a list: ``key`` has the ``created_at``
@@ -119,14 +112,8 @@ class NewsItems:
             query, key = query.where(match).add_columns(rank.label("rank")), self.model
         return self.filters(query, params), key, rank
 
-    def _announce(self, session, outbox, claim, change, item, data=None):
-        """Commit the change with its event and the request's answer; return
-        the item as the API shows it."""
-        data = self.schema.dump(item) if data is None else data
-        outbox.add(session, f"{self.resource}_{change}", item.id, data)
-        claim.keep(data)
-        session.commit()
-        return data
+    def _announce(self, change, what, item):
+        return change.announce(f"{self.resource}_{what}", item.id, self.schema.dump(item))
 
     def _locked(self, session, item_id, expected_author):
         # The row lock serialises concurrent changes of one item, so its

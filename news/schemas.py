@@ -1,8 +1,16 @@
-"""The wire shape of a news item, and the query of a list."""
+"""The wire shape of news items (articles, events) and of their lists.
 
-from marshmallow import fields, validate
+The services load and dump with these; the gateway reads them too (the
+OpenAPI document, the live feed's public fields) without loading any model.
+"""
+
+import re
+from datetime import UTC, timedelta
+
+from marshmallow import ValidationError, fields, post_load, validate
 from marshmallow.utils import get_value
 
+from servicekit.db import iso
 from servicekit.pagination import PageQuerySchema
 from servicekit.schemas import UTCDateTime, WireSchema, string_list
 
@@ -47,3 +55,51 @@ class NewsListQuerySchema(PageQuerySchema):
     tag = fields.String(validate=validate.Length(min=1, max=200))
     # Full-text search (news.search): best match first, newest among equals.
     q = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class ArticleSchema(NewsItemSchema):
+    """An article as the API shows it (to everyone: nothing in it is private)."""
+
+    meta = MetaCounters("likes")
+
+
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+
+
+class UTCDate(fields.AwareDateTime):
+    """ISO 8601 in (no offset means UTC), ISO 8601 UTC with ``Z`` out."""
+
+    def __init__(self, **kwargs):
+        super().__init__(default_timezone=UTC, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return iso(value)
+
+
+class EventSchema(NewsItemSchema):
+    eventDate = UTCDate(required=True, attribute="event_date")
+    meta = MetaCounters("attending")
+
+
+class EventListQuerySchema(NewsListQuerySchema):
+    """``from`` and ``to`` bound ``eventDate``, both included; a date without
+    a time means the whole day (``to=2026-06-30`` includes that evening)."""
+
+    date_from = UTCDate(data_key="from")
+    date_to = UTCDate(data_key="to")
+
+    @post_load(pass_original=True)
+    def _date_range(self, data, original, **kwargs):
+        raw_to = original.get("to")
+        if isinstance(raw_to, str) and _DATE_ONLY.fullmatch(raw_to.strip()):
+            data["date_to"] += timedelta(days=1, microseconds=-1)
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise ValidationError(["'from' is after 'to'."], "from")
+        return data

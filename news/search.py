@@ -19,8 +19,7 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import Float, cast, func, text
 from sqlalchemy.dialects.postgresql import REGCONFIG
 
-from servicekit.config import database_url
-from servicekit.db import make_engine
+from servicekit.db import DatabaseEngine
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +37,8 @@ class SearchLanguage(DependencyProvider):
     when the service starts; ``SearchLanguage(Article)``. In a worker, the
     language's name, for :func:`matching`."""
 
+    database = DatabaseEngine()
+
     def __init__(self, model):
         self.model = model
 
@@ -49,29 +50,23 @@ class SearchLanguage(DependencyProvider):
 
     def start(self):
         table = self.model.__table__.name
-        engine = make_engine(database_url(self.container.config, self.container.service_name))
-        try:
-            with engine.begin() as conn:
-                # One copy at a time; the others find the work done.
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('search_settings'))"))
-                current = conn.execute(text("SELECT language::text FROM search_settings")).scalar()
-                if current == self.language:
-                    return
-                log.warning(
-                    "search language %s -> %s: re-indexing %s", current, self.language, table
+        with self.database.engine.begin() as conn:
+            # One copy at a time; the others find the work done.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('search_settings'))"))
+            current = conn.execute(text("SELECT language::text FROM search_settings")).scalar()
+            if current == self.language:
+                return
+            log.warning("search language %s -> %s: re-indexing %s", current, self.language, table)
+            conn.execute(
+                text(
+                    "INSERT INTO search_settings (language) VALUES (CAST(:language AS regconfig))"
+                    " ON CONFLICT (only_row) DO UPDATE SET language = excluded.language"
+                ),
+                {"language": self.language},
+            )
+            conn.execute(
+                text(
+                    f"UPDATE {table} SET search_vector = "
+                    f"{table}_search_vector(title, description, body)"
                 )
-                conn.execute(
-                    text(
-                        "INSERT INTO search_settings (language) VALUES (CAST(:language AS regconfig))"
-                        " ON CONFLICT (only_row) DO UPDATE SET language = excluded.language"
-                    ),
-                    {"language": self.language},
-                )
-                conn.execute(
-                    text(
-                        f"UPDATE {table} SET search_vector = "
-                        f"{table}_search_vector(title, description, body)"
-                    )
-                )
-        finally:
-            engine.dispose()
+            )

@@ -21,13 +21,6 @@ CONFIG_PATH = ROOT / "config.yml"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789"
 DEV_ADMIN_PASSWORD = "Testing0*"
 
-# The domain services, in the order they are started. The gateway is not one:
-# it owns no data and no RPC queue, and runs in as many copies as wanted.
-SERVICE_NAMES = ("users", "auth", "articles", "events", "notification")
-
-# Host names of this machine, as settings spell them.
-LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
-
 
 class ConfigError(Exception):
     """The configuration is unusable; the message says what to set."""

@@ -15,13 +15,12 @@ from contextlib import closing
 from datetime import datetime, timedelta
 from itertools import islice
 
-import eventlet
 from kombu import Connection
 from nameko.constants import AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
 
 from .db import utcnow
-from .logs import Trouble
+from .retention import keep_doing
 from .retry import (
     ERROR_HEADER,
     PARKED_AT_HEADER,
@@ -107,16 +106,10 @@ class DeadLetters(DependencyProvider):
         return count
 
     def _prune_forever(self):
-        trouble = Trouble(log)
-        while True:
-            try:
-                self.prune()
-                trouble.over("parked messages: pruning again")
-            except Exception as exc:
-                trouble.occurred(
-                    "parked messages: pruning deferred (%s: %s)", type(exc).__name__, exc
-                )
-            eventlet.sleep(PRUNE_INTERVAL_SECONDS)
+        def prune_once():
+            self.prune()  # looks at every parked message: nothing is left for later
+
+        keep_doing("parked messages: pruning", prune_once, PRUNE_INTERVAL_SECONDS)
 
     def _handlers(self):
         return [ep for ep in self.container.entrypoints if isinstance(ep, RetryingEventHandler)]

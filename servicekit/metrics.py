@@ -4,12 +4,11 @@
   every RPC, event handler and HTTP route, by service, entrypoint and
   outcome (``ok``, an error code such as ``NOT_FOUND``, or ``error`` for an
   unexpected one);
-- ``localnews_outbox_backlog``: events committed, not yet published;
 - ``localnews_event_retries_total``, ``localnews_events_parked_total``:
   failed event handling, retried later or parked for an operator;
-- ``localnews_read_cache_*``: the gateway's read cache (hits are answered
-  before any worker, so they are counted only here);
-- ``localnews_feed_*``: the gateway's live feed (its clients hold no worker).
+- what live objects report (:data:`REPORTED`): ``localnews_outbox_backlog``
+  (events committed, not yet published) and whatever a service registers of
+  its own (the gateway: its read cache and its live feed).
 
 The metric objects live once per process; whatever reports into them
 (containers in tests, say) labels with its service name.
@@ -82,61 +81,54 @@ class WorkerMetrics(DependencyProvider):
         self._started.pop(worker_ctx, None)
 
 
-# What the gateway's live objects report: name -> help, counters then gauges.
-READ_CACHE_COUNTERS = {
-    "hits": "Reads answered from the cache.",
-    "misses": "Cacheable reads that went to a service.",
-    "evictions": "Answers dropped to stay within the bounds.",
-    "invalidations": "Changes heard that dropped answers.",
-}
-READ_CACHE_GAUGES = {"entries": "Answers kept.", "bytes": "Bytes kept."}
-FEED_COUNTERS = {
-    "changes": "Changes heard and sent on to the live feed's clients.",
-    "refused": "Feed connections refused at FEED_MAX_CLIENTS (503).",
-    "dropped": "Feed clients disconnected for falling behind.",
-}
-FEED_GAUGES = {"clients": "Live feed clients connected."}
+class Reported:
+    """Metrics read from live objects when Prometheus scrapes: each kind is
+    ``localnews_<prefix>_<name>`` for the names of its sources' ``stats()``
+    (a dict; a value of ``None``, not known now, is left out), by service.
 
-
-class _Reported:
-    """Metrics read from live objects when Prometheus scrapes."""
+    ``REPORTED.kind("outbox", gauges={"backlog": "Events committed, not yet
+    published."})`` once, then ``.watch(source)`` for each live source (its
+    ``container`` names the service). Sources are held weakly.
+    """
 
     def __init__(self):
-        self.outboxes = WeakSet()  # servicekit.outbox.Outbox
-        self.caches = WeakSet()  # gateway.cache.CacheStore
-        self.feeds = WeakSet()  # gateway.feed.FeedHub
+        self._kinds = []
+
+    def kind(self, prefix, counters=None, gauges=None):
+        kind = _Kind(prefix, counters or {}, gauges or {})
+        self._kinds.append(kind)
+        return kind
 
     def collect(self):
-        backlog = GaugeMetricFamily(
-            "localnews_outbox_backlog", "Events committed, not yet published.", labels=["service"]
-        )
-        for outbox in list(self.outboxes):
-            count = outbox.backlog()
-            if count is not None:
-                backlog.add_metric([outbox.container.service_name], count)
-        yield backlog
-        yield from _families("read_cache", self.caches, READ_CACHE_COUNTERS, READ_CACHE_GAUGES)
-        yield from _families("feed", self.feeds, FEED_COUNTERS, FEED_GAUGES)
+        for kind in self._kinds:
+            yield from kind.families()
 
 
-def _families(prefix, sources, counters, gauges):
-    """``localnews_<prefix>_<name>`` of each source's ``stats()``, by service."""
-    families = {
-        **{
-            name: CounterMetricFamily(f"localnews_{prefix}_{name}", text, labels=["service"])
-            for name, text in counters.items()
-        },
-        **{
-            name: GaugeMetricFamily(f"localnews_{prefix}_{name}", text, labels=["service"])
-            for name, text in gauges.items()
-        },
-    }
-    for source in list(sources):
-        stats = source.stats()
-        for name, family in families.items():
-            family.add_metric([source.container.service_name], stats[name])
-    return families.values()
+class _Kind:
+    def __init__(self, prefix, counters, gauges):
+        self.prefix = prefix
+        self.metrics = [
+            *((name, text, CounterMetricFamily) for name, text in counters.items()),
+            *((name, text, GaugeMetricFamily) for name, text in gauges.items()),
+        ]
+        self.sources = WeakSet()
+
+    def watch(self, source):
+        self.sources.add(source)
+
+    def families(self, sources=None):
+        """The metric families of ``sources`` (default: every one watched)."""
+        families = {
+            name: family(f"localnews_{self.prefix}_{name}", text, labels=["service"])
+            for name, text, family in self.metrics
+        }
+        for source in list(self.sources) if sources is None else sources:
+            stats = source.stats()
+            for name, family in families.items():
+                if stats.get(name) is not None:
+                    family.add_metric([source.container.service_name], stats[name])
+        return families.values()
 
 
-REPORTED = _Reported()
+REPORTED = Reported()
 REGISTRY.register(REPORTED)

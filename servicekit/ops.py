@@ -21,7 +21,8 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from .postgres_access import diagnose
+from .database_errors import diagnose
+from .db import DatabaseEngine
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class OpsPort(DependencyProvider):
         return ""
 
     def _engines(self):
-        return [d.engine for d in self.container.dependencies if hasattr(d, "read_engine")]
+        return [
+            ext.engine for ext in self.container.subextensions if isinstance(ext, DatabaseEngine)
+        ]
 
 
 def _answer(start_response, status, body, content_type="text/plain; charset=utf-8"):

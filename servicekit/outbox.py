@@ -1,10 +1,11 @@
 """Transactional outbox: an event is committed with the change it announces.
 
-A service adds the event row in the same session and transaction as its data
-(``self.outbox.add(session, ...)``). After the worker returns, the rows it
-added are published with publisher confirms and persistent delivery, then
-marked sent. Rows that could not be published (broker down, process killed)
-are swept up by a background loop in every replica.
+A write adds the event row in the same session and transaction as its data
+(``self.change.announce(...)``, :mod:`servicekit.writes`). After the worker
+returns, the rows it added are published with publisher confirms and
+persistent delivery, then marked sent. Rows that could not be published (broker down, process killed)
+are swept up by a background loop in every replica. Published rows are
+pruned after 7 days (:mod:`servicekit.retention`).
 
 Ordering: a row is published only once every earlier row of the same
 aggregate (resource) has been, so consumers see a resource's events in commit
@@ -14,7 +15,6 @@ the consumers' idempotency (by ``eventId``) absorbs.
 """
 
 import logging
-import time
 import uuid
 from weakref import WeakKeyDictionary
 
@@ -22,26 +22,25 @@ import eventlet
 from nameko.amqp.publish import Publisher
 from nameko.constants import PERSISTENT
 from nameko.events import get_event_exchange
-from nameko.extensions import DependencyProvider
+from nameko.extensions import Extension
 from nameko.messaging import HeaderEncoder
 from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from .config import database_url
-from .db import iso, make_engine, utcnow
+from .db import DatabaseEngine, iso, utcnow
 from .logs import Trouble
 from .metrics import REPORTED
+from .retention import PrunedTable
 
 log = logging.getLogger(__name__)
+OUTBOX_METRICS = REPORTED.kind("outbox", gauges={"backlog": "Events committed, not yet published."})
 
 SWEEP_INTERVAL_SECONDS = 1.0
 BATCH_SIZE = 200
-# Published rows are kept this long (to look into), then deleted by the
-# sweeper, a batch at a time, so the table does not grow for ever.
-RETENTION = "7 days"
-PRUNE_INTERVAL_SECONDS = 60.0
-PRUNE_BATCH = 1000
+# Published rows are kept this long (to look into), then pruned, a batch at a
+# time, so the table does not grow for ever.
+RETENTION_DAYS = 7
 
 
 class OutboxMixin:
@@ -83,15 +82,18 @@ FOR UPDATE SKIP LOCKED
 """
 
 
-class Outbox(DependencyProvider, HeaderEncoder):
-    """``self.outbox.add(session, event_type, aggregate_id, data)`` in a worker.
+class Outbox(Extension, HeaderEncoder):
+    """The relay of the service's outbox table (``Outbox(OutboxMessage)``),
+    inside :class:`servicekit.writes.Changes`: :meth:`add` puts an event in a
+    worker's transaction, :meth:`relay_added` publishes what a worker added
+    once it returned, a sweeper what is left."""
 
-    ``Outbox(OutboxMessage)``: the service's outbox model, in its database.
-    """
+    database = DatabaseEngine()
 
     def __init__(self, model, sweep_interval=SWEEP_INTERVAL_SECONDS):
         self.model = model
         self.sweep_interval = sweep_interval
+        self.published = PrunedTable(model, "published_at", days=RETENTION_DAYS)
         self._added = WeakKeyDictionary()
         self._sweeper = None
         # Set while the last relay failed (broker or database down): then
@@ -102,7 +104,8 @@ class Outbox(DependencyProvider, HeaderEncoder):
     def setup(self):
         config = self.container.config
         service_name = self.container.service_name
-        self.engine = make_engine(database_url(config, service_name))
+        self.database.setup()
+        self.engine = self.database.engine
         self.exchange = get_event_exchange(service_name, config)
         # retry=False: no retry policy; the sweeper publishes the row once the
         # broker is back. (kombu still tries to connect for up to 4 s.)
@@ -120,12 +123,7 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self._claim_any = text(_CLAIM_SQL.format(table=table, only_mine=""))
         self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
         self._backlog = text(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")
-        REPORTED.outboxes.add(self)
-        # Oldest ids first on the primary key: stops after one batch of matches.
-        self._prune = text(
-            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} "
-            f"WHERE published_at < now() - interval '{RETENTION}' ORDER BY id LIMIT {PRUNE_BATCH})"
-        )
+        OUTBOX_METRICS.watch(self)
 
     def start(self):
         self._sweeper = self.container.spawn_managed_thread(self._sweep_forever)
@@ -133,18 +131,25 @@ class Outbox(DependencyProvider, HeaderEncoder):
     def stop(self):
         if self._sweeper is not None:
             self._sweeper.kill()
-        self.engine.dispose()
 
     kill = stop
 
-    def get_dependency(self, worker_ctx):
-        return _WorkerOutbox(self, worker_ctx)
+    def add(self, session, worker_ctx, event_type, aggregate_id, data):
+        """Add the event to ``session``; it is published once committed.
+        Returns its payload."""
+        headers = self.get_message_headers(worker_ctx)
+        row = outbox_row(self.model, event_type, aggregate_id, data, headers)
+        session.add(row)
+        self._added.setdefault(worker_ctx, []).append(row.event_id)
+        return row.payload
 
-    def worker_result(self, worker_ctx, result=None, exc_info=None):
-        # Decide from the database, not from exc_info: a commit followed by an
-        # exception must still publish, a rolled-back row finds nothing.
-        # While the last relay failed, the sweeper alone retries: a worker does
-        # not wait for kombu's connect timeout after each write of an outage.
+    def relay_added(self, worker_ctx):
+        """After the worker returned (its ``worker_result``): publish what it
+        added. Decided from the database, not from how the worker ended: a
+        commit followed by an exception must still publish, a rolled-back row
+        finds nothing. While the last relay failed, the sweeper alone
+        retries: a worker does not wait for kombu's connect timeout after
+        each write of an outage."""
         event_ids = self._added.pop(worker_ctx, None)
         if event_ids and not self._failing:
             self.relay(event_ids)
@@ -179,6 +184,9 @@ class Outbox(DependencyProvider, HeaderEncoder):
         self._trouble.over("outbox: publishing again")
         return len(rows)
 
+    def stats(self):
+        return {"backlog": self.backlog()}
+
     def backlog(self):
         """Events committed but not yet published (``None`` if unknown)."""
         try:
@@ -187,41 +195,12 @@ class Outbox(DependencyProvider, HeaderEncoder):
         except Exception:
             return None
 
-    def prune(self):
-        """Delete one batch of rows published before the retention; the count."""
-        try:
-            with self.engine.begin() as conn:
-                return conn.execute(self._prune).rowcount
-        except Exception as exc:
-            self._trouble.occurred("outbox: pruning deferred (%s: %s)", type(exc).__name__, exc)
-            return 0
-
     def _sweep_forever(self):
-        next_prune = 0.0
         while True:
             # Each round sends the oldest pending event of each aggregate;
             # loop at once while there is a backlog, sleep when there is none.
-            if self.relay():
-                continue
-            if time.monotonic() >= next_prune:
-                if self.prune() < PRUNE_BATCH:
-                    next_prune = time.monotonic() + PRUNE_INTERVAL_SECONDS
-                continue
-            eventlet.sleep(self.sweep_interval)
-
-
-class _WorkerOutbox:
-    def __init__(self, provider, worker_ctx):
-        self._provider = provider
-        self._worker_ctx = worker_ctx
-
-    def add(self, session, event_type, aggregate_id, data):
-        """Add the event to ``session``; it is published once committed."""
-        headers = self._provider.get_message_headers(self._worker_ctx)
-        row = outbox_row(self._provider.model, event_type, aggregate_id, data, headers)
-        session.add(row)
-        self._provider._added.setdefault(self._worker_ctx, []).append(row.event_id)
-        return row.payload
+            if not self.relay():
+                eventlet.sleep(self.sweep_interval)
 
 
 def outbox_row(model, event_type, aggregate_id, data, headers=None):

@@ -10,18 +10,23 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import uuid
 from datetime import datetime
 
 from marshmallow import ValidationError as SchemaError
 from marshmallow import fields, validate
+from nameko.extensions import DependencyProvider
 from sqlalchemy import tuple_
 
 from .errors import BadRequest
 from .schemas import WireSchema
 
+log = logging.getLogger(__name__)
+
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
+CURSOR_SECRET_KEY = "CURSOR_SECRET"
 
 
 class PageQuerySchema(WireSchema):
@@ -37,6 +42,33 @@ def load_query(schema, params):
         return schema.load({k: v for k, v in (params or {}).items() if v is not None})
     except SchemaError as err:
         raise BadRequest("Invalid query parameters.", err.messages) from None
+
+
+def cursor_key(config):
+    """The key that signs list cursors: ``CURSOR_SECRET``, the same in every
+    copy of a service. In development, when unset, one derived from
+    ``JWT_SECRET``; with ``APP_ENV=production``, ``None``: a key of its own
+    is required (one that is the tokens' key would let one stand for the
+    other)."""
+    key, tokens_key = config.get(CURSOR_SECRET_KEY), config.get("JWT_SECRET")
+    if config.get("APP_ENV") == "production" and key in (None, "", tokens_key):
+        return None
+    return key or f"cursors, from JWT_SECRET: {tokens_key}"
+
+
+class CursorKey(DependencyProvider):
+    """``self.cursor_key`` in a worker (:func:`cursor_key`); a service in
+    production without one refuses to start."""
+
+    def setup(self):
+        self.key = cursor_key(self.container.config)
+        if self.key is None:
+            message = "APP_ENV=production: set CURSOR_SECRET (it signs list cursors) to a secret of its own."
+            log.critical("%s", message)
+            raise SystemExit(f"refusing to start: {message}")
+
+    def get_dependency(self, worker_ctx):
+        return self.key
 
 
 def _signature(secret, body):

@@ -2,7 +2,8 @@
 
 A write RPC may carry ``request_key={"key", "caller", "fingerprint",
 "seconds"}``. The service claims the key first in the transaction of the
-change, and keeps its answer in the same transaction:
+change, and keeps its answer in the same transaction (both done for it by
+:mod:`servicekit.writes`):
 
 - the key seen before with the same fingerprint (the same request): the
   first answer comes back, and nothing is done again;
@@ -16,14 +17,14 @@ that an RPC redelivered after a crash does not act twice.
 
 from datetime import timedelta
 
-from nameko.extensions import DependencyProvider
+from nameko.extensions import Extension
 from sqlalchemy import DateTime, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import mapped_column
 
 from .db import utcnow
 from .errors import BadRequest, Conflict, ValidationError
-from .retention import RowPruner
+from .retention import PrunedTable
 
 MAX_SECONDS = 24 * 3600
 
@@ -56,28 +57,14 @@ class Claim:
 NO_KEY = Claim()
 
 
-class RequestKeys(DependencyProvider):
-    """``self.request_keys.claim(session, request_key)`` in a write RPC;
-    ``RequestKeys(RequestKey)`` with the service's model. Expired keys are
-    deleted in the background."""
+class RequestKeys(Extension):
+    """The service's request keys (``RequestKeys(RequestKey)``), inside
+    :class:`servicekit.writes.Changes`, which claims a write RPC's key with
+    :meth:`claim`. Expired keys are deleted in the background."""
 
     def __init__(self, model):
         self.model = model
-
-    def setup(self):
-        self.expired = RowPruner(self.container, self.model, "expires_at")
-
-    def start(self):
-        self._pruner = self.container.spawn_managed_thread(self.expired.forever)
-
-    def stop(self):
-        self._pruner.kill()
-        self.expired.close()
-
-    kill = stop
-
-    def get_dependency(self, worker_ctx):
-        return self
+        self.expired = PrunedTable(model, "expires_at")
 
     def claim(self, session, request_key):
         if request_key is None:

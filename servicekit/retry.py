@@ -27,8 +27,8 @@ from nameko.events import EventHandler
 from .db import iso, utcnow
 from .idempotency import MalformedEvent
 from .metrics import EVENT_RETRIES, EVENTS_PARKED
+from .queues import durable_queue_arguments
 from .shutdown import PromptQueueConsumer
-from .topology import durable_queue_arguments
 
 log = logging.getLogger(__name__)
 

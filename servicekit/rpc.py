@@ -31,8 +31,8 @@ from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
 
 from .errors import ServiceError
+from .queues import durable_queue_arguments
 from .shutdown import PromptQueueConsumer
-from .topology import durable_queue_arguments
 
 
 class RequestPublisher(Publisher):

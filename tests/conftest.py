@@ -7,25 +7,14 @@ from sqlalchemy import func, select
 
 from auth.models import Credential
 from gateway.service import GatewayService
-from servicekit.config import SERVICE_NAMES
-from servicekit.topology import declare_event_queues, service_classes
+from tests.support import eventually
+from tools import SERVICE_NAMES
+from tools.topology import declare_event_queues, service_classes
 
 ALL_SERVICES = (
     GatewayService,
     *(cls for name in SERVICE_NAMES for cls in service_classes(f"{name}.service")),
 )
-
-
-def eventually(check, timeout=5.0, interval=0.05):
-    """Poll ``check`` until it returns a truthy value; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout} s: {check}")
-        time.sleep(interval)
 
 
 @pytest.fixture

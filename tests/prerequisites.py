@@ -6,7 +6,7 @@ management API, which RabbitMQ as Debian installs it does not enable: this
 enables it when it may (``rabbitmq-plugins``, as root or the rabbitmq user),
 and otherwise says in one line what to run. A stock PostgreSQL has no role
 for the project yet: made here when run as root on its machine, else named
-(:mod:`servicekit.postgres_access`).
+(:mod:`tools.postgres_access`).
 """
 
 import os
@@ -17,8 +17,8 @@ import time
 
 import requests
 
-from servicekit.bootstrap import reach_broker, reach_postgres
 from servicekit.config import database_url, load_config
+from tools.bootstrap import reach_broker, reach_postgres
 
 RABBITMQ_API = os.environ.get("RABBITMQ_API", "http://guest:guest@localhost:15672/api")
 WAIT_SECONDS = 60

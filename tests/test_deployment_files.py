@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from servicekit.config import SERVICE_NAMES
+from tools import SERVICE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -23,7 +23,7 @@ GATEWAY_PORT = 8000
 APP_USER = 10001
 # Every process that `nameko run` starts: the gateway and the domain services.
 PROCESSES = ("gateway", *SERVICE_NAMES)
-BOOTSTRAP = ["python", "-m", "servicekit.bootstrap"]
+BOOTSTRAP = ["python", "-m", "tools.bootstrap"]
 
 
 # --- helpers ----------------------------------------------------------------

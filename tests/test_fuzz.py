@@ -14,11 +14,11 @@ import pytest
 import requests
 
 from notification.tests.conftest import smtp_server  # noqa: F401 - fixture
-from servicekit.config import SERVICE_NAMES
-from servicekit.topology import declare_event_queues
 from tests import fuzz
 from tests.conftest import ALL_SERVICES
 from tests.faults.conftest import nameko_run  # noqa: F401 - fixture
+from tools import SERVICE_NAMES
+from tools.topology import declare_event_queues
 
 SEED = 20261129
 MAX_EXAMPLES = 5

@@ -2,7 +2,8 @@
 
 from datetime import datetime
 
-from tests.conftest import bearer, eventually, login
+from tests.conftest import bearer, login
+from tests.support import eventually
 
 
 def token_refused(web_session, user_id, token):

@@ -23,8 +23,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.pool import NullPool
 
-from servicekit.config import SERVICE_NAMES
 from servicekit.db import make_engine
+from tools import SERVICE_NAMES
 
 
 def metadata_of(service_name):

@@ -5,7 +5,7 @@ through the events alone."""
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.conftest import eventually
+from tests.support import eventually
 from tests.test_content_api import ARTICLE, EVENT
 
 

@@ -6,10 +6,8 @@ from nameko.extensions import DependencyProvider
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
-from servicekit.config import database_url
-from servicekit.db import make_engine
+from servicekit.db import DatabaseEngine
 from servicekit.outbox import outbox_row
 from servicekit.passwords import hash_password
 
@@ -51,11 +49,9 @@ def seed_admin(session, email, password):
 class AdminAccount(DependencyProvider):
     """Seeds the admin account when the service starts."""
 
+    database = DatabaseEngine()
+
     def start(self):
         config = self.container.config
-        engine = make_engine(database_url(config, self.container.service_name), poolclass=NullPool)
-        try:
-            with Session(engine) as session:
-                seed_admin(session, config["ADMIN_EMAIL"], config["ADMIN_PASSWORD"])
-        finally:
-            engine.dispose()
+        with Session(self.database.engine) as session:
+            seed_admin(session, config["ADMIN_EMAIL"], config["ADMIN_PASSWORD"])

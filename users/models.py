@@ -5,8 +5,6 @@ from servicekit.db import id_column, timestamp_column
 from servicekit.outbox import OutboxMixin
 from servicekit.request_keys import RequestKeyMixin
 
-ROLES = ("regular", "admin")
-
 
 class Base(DeclarativeBase):
     pass

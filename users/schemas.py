@@ -3,9 +3,8 @@ from marshmallow.utils import get_value
 
 from servicekit.schemas import UTCDateTime, WireSchema, string_list
 
-from .models import ROLES
-
 NAME = validate.Length(min=1, max=100)
+ROLES = ("regular", "admin")
 
 
 class UserSchema(WireSchema):

@@ -10,12 +10,11 @@ from sqlalchemy.exc import IntegrityError
 from servicekit.base import ServiceBase
 from servicekit.db import Database, by_primary_key, later_than, parse_id
 from servicekit.errors import Conflict, NotFound
-from servicekit.outbox import Outbox
-from servicekit.pagination import PageQuerySchema, keyset_page, load_query
+from servicekit.pagination import CursorKey, PageQuerySchema, keyset_page, load_query
 from servicekit.passwords import hash_password
-from servicekit.request_keys import RequestKeys
 from servicekit.rpc import rpc
 from servicekit.schemas import load
+from servicekit.writes import Changes, writes
 
 from .dependencies import AdminAccount
 from .models import Base, OutboxMessage, RequestKey, User
@@ -26,24 +25,22 @@ class UsersService(ServiceBase):
     name = "users"
 
     db = Database(Base)
-    outbox = Outbox(OutboxMessage)
-    request_keys = RequestKeys(RequestKey)
+    change = Changes(OutboxMessage, RequestKey)
+    cursor_key = CursorKey()
     admin_account = AdminAccount()
 
     @rpc
-    def create(self, payload, request_key=None):
-        """Store a new user; its password is hashed here (``request_key``:
-        servicekit.request_keys)."""
-        session = self.db.session
-        claim = self.request_keys.claim(session, request_key)
-        if claim.answer is not None:
-            return claim.answer
+    @writes
+    def create(self, payload):
+        """Store a new user; its password is hashed here."""
+        session = self.change.session
         fields = load(user_schema, payload)
         password = fields.pop("password")
         user = User(**fields, password_hash=hash_password(password))
         session.add(user)
-        self._flush_unique_email(session)
-        return self._announce(session, claim, "user_added", user, user_event_data(user))
+        _flush_unique_email(session)
+        self.change.announce("user_added", user.id, user_event_data(user))
+        return user_schema.dump(user)
 
     @rpc
     def get(self, user_id):
@@ -81,21 +78,19 @@ class UsersService(ServiceBase):
             User,
             limit=query["limit"],
             cursor=query["cursor"],
-            secret=self.config["JWT_SECRET"],
+            secret=self.cursor_key,
         )
         return {"items": user_schema.dump(users, many=True), "nextCursor": next_cursor}
 
     @rpc
-    def update(self, user_id, payload, request_key=None):
+    @writes
+    def update(self, user_id, payload):
         """Change only the fields sent; a new password is hashed here. The
         last admin keeps its role (``Conflict``)."""
-        session = self.db.session
-        claim = self.request_keys.claim(session, request_key)
-        if claim.answer is not None:
-            return claim.answer
+        session = self.change.session
         fields = load(user_schema, payload, partial=True)
         admins = _lock_admins(session) if fields.get("role", "admin") != "admin" else ()
-        user = self._get(session, user_id, for_update=True)
+        user = _locked_user(session, user_id)
         if user.role == "admin" and admins == [user.id]:
             raise _last_admin("lose the admin role")
         password = fields.pop("password", None)
@@ -104,60 +99,50 @@ class UsersService(ServiceBase):
         if password is not None:
             user.password_hash = hash_password(password)
         user.updated_at = later_than(user.updated_at)
-        self._flush_unique_email(session)
+        _flush_unique_email(session)
         data = user_event_data(user, with_password_hash=password is not None)
-        return self._announce(session, claim, "user_updated", user, data)
+        self.change.announce("user_updated", user.id, data)
+        return user_schema.dump(user)
 
     @rpc
-    def delete(self, user_id, request_key=None):
+    @writes
+    def delete(self, user_id):
         """Delete the user and return it as it was; never the last admin."""
-        session = self.db.session
-        claim = self.request_keys.claim(session, request_key)
-        if claim.answer is not None:
-            return claim.answer
+        session = self.change.session
         admins = _lock_admins(session)
-        user = self._get(session, user_id, for_update=True)
+        user = _locked_user(session, user_id)
         if admins == [user.id]:
             raise _last_admin("be deleted")
         data = user_schema.dump(user)
         session.delete(user)
-        return self._announce(session, claim, "user_deleted", user, data)
+        return self.change.announce("user_deleted", user.id, data)
 
     @rpc
     def health(self):
         return self.db.health()
 
-    def _announce(self, session, claim, event_type, user, event_data):
-        """Commit the change with its event and the request's answer."""
-        self.outbox.add(session, event_type, user.id, event_data)
-        answer = user_schema.dump(user) if event_type != "user_deleted" else event_data
-        claim.keep(answer)
-        session.commit()
-        return answer
 
-    def _get(self, session, user_id, for_update=False):
-        query = select(User).where(User.id == parse_id(user_id, "user"))
-        if for_update:
-            # Serialises concurrent changes of one user, so its events leave
-            # the outbox in the order the changes were made.
-            query = query.with_for_update()
-        user = session.scalar(query)
-        if user is None:
-            raise NotFound(f"No user with id {user_id!r}.")
-        return user
+def _locked_user(session, user_id):
+    # The row lock serialises concurrent changes of one user, so its events
+    # leave the outbox in the order the changes were made.
+    query = select(User).where(User.id == parse_id(user_id, "user")).with_for_update()
+    user = session.scalar(query)
+    if user is None:
+        raise NotFound(f"No user with id {user_id!r}.")
+    return user
 
-    @staticmethod
-    def _flush_unique_email(session):
-        try:
-            session.flush()
-        except IntegrityError as exc:
-            session.rollback()
-            if "uq_users_email_lower" in str(exc.orig):
-                raise Conflict(
-                    "A user with this email address already exists.",
-                    {"emailAddress": ["Already in use."]},
-                ) from None
-            raise
+
+def _flush_unique_email(session):
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        session.rollback()
+        if "uq_users_email_lower" in str(exc.orig):
+            raise Conflict(
+                "A user with this email address already exists.",
+                {"emailAddress": ["Already in use."]},
+            ) from None
+        raise
 
 
 def _lock_admins(session):

@@ -1,4 +1,4 @@
 from articles.models import Base
-from servicekit.migrations import run_env
+from tools.migrations import run_env
 
 run_env(Base.metadata, "articles")

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from articles.models import Article
 from articles.service import ArticlesService
 from servicekit.errors import BadRequest
-from servicekit.testing import running_service
+from tests.support import running_service
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from articles.models import Article, ArticleTag, OutboxMessage
 from articles.service import ArticlesService
 from servicekit.errors import BadRequest, Forbidden, NotFound, ValidationError
-from servicekit.testing import crud_events, running_service
+from tests.support import crud_events, running_service
 
 AUTHOR = str(uuid.uuid4())
 NEW_ARTICLE = {

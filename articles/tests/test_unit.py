@@ -15,7 +15,7 @@ NEW_ARTICLE = {"authorUID": "u1", "title": "T", "description": "D", "body": "B"}
 
 def articles_service():
     service = worker_factory(ArticlesService)
-    service.request_keys.claim.return_value = NO_KEY  # a request without a key
+    service.change.claim.return_value = NO_KEY  # a request without a key
     return service
 
 
@@ -23,15 +23,15 @@ def test_create_adds_the_row_and_its_event_in_one_commit():
     service = articles_service()
     service.create({**NEW_ARTICLE, "meta": {"likes": -5}, "createdDate": "1999"})
 
-    (article,) = service.db.session.add.call_args.args
+    (article,) = service.change.session.add.call_args.args
     assert isinstance(article, Article)
     assert article.created_at == article.updated_at
     assert (article.status, article.tags, article.images_uid) == (0, [], [])
     assert article.likes is None  # the column default (0) applies at insert
-    (session, event_type, aggregate_id, data), _ = service.outbox.add.call_args
-    assert (session, event_type, aggregate_id) == (service.db.session, "article_added", None)
+    (event_type, aggregate_id, data), _ = service.change.announce.call_args
+    assert (event_type, aggregate_id) == ("article_added", None)
     assert data["title"] == "T"
-    service.db.session.commit.assert_called_once_with()
+    service.change.commit.assert_called_once_with()
 
 
 def test_invalid_input_never_reaches_the_database():
@@ -40,8 +40,9 @@ def test_invalid_input_never_reaches_the_database():
         service.create({**NEW_ARTICLE, "title": ""})
     with pytest.raises(BadRequest):
         service.list(limit="many")
-    assert service.db.session.mock_calls == []
-    service.outbox.add.assert_not_called()
+    assert service.change.session.mock_calls == []
+    service.change.announce.assert_not_called()
+    service.change.commit.assert_not_called()
 
 
 def test_tag_filter_pages_over_the_tag_index():

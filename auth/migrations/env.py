@@ -1,4 +1,4 @@
 from auth.models import Base
-from servicekit.migrations import run_env
+from tools.migrations import run_env
 
 run_env(Base.metadata, "auth")

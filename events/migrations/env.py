@@ -1,4 +1,4 @@
 from events.models import Base
-from servicekit.migrations import run_env
+from tools.migrations import run_env
 
 run_env(Base.metadata, "events")

@@ -8,7 +8,7 @@ import pytest
 
 from events.service import EventsService
 from servicekit.errors import BadRequest, ValidationError
-from servicekit.testing import crud_events, running_service
+from tests.support import crud_events, running_service
 
 NEW_EVENT = {
     "authorUID": str(uuid.uuid4()),

@@ -13,9 +13,9 @@ def backend_pid(engine):
 
 
 @pytest.fixture
-def pool(test_database_urls, monkeypatch):
+def pool(kit_database_url, monkeypatch):
     """One pooled connection, and the pings it gets."""
-    engine = make_engine(test_database_urls["articles"], pool_size=1, max_overflow=0)
+    engine = make_engine(kit_database_url, pool_size=1, max_overflow=0)
     pings = []
     ping = engine.dialect.do_ping
     monkeypatch.setattr(engine.dialect, "do_ping", lambda conn: pings.append(1) or ping(conn))
@@ -29,11 +29,11 @@ def test_a_connection_used_a_moment_ago_is_not_pinged(pool):
     assert len(pids) == 1 and pings == []  # the same connection, never checked
 
 
-def test_a_connection_killed_while_idle_is_replaced_not_raised(pool, test_database_urls):
+def test_a_connection_killed_while_idle_is_replaced_not_raised(pool, kit_database_url):
     engine, pings = pool
     ping_when_idle(engine, idle_seconds=0)  # every reuse counts as after idling
     first = backend_pid(engine)
-    killer = make_engine(test_database_urls["articles"], poolclass=NullPool)
+    killer = make_engine(kit_database_url, poolclass=NullPool)
     with killer.connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
     killer.dispose()

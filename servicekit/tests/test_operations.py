@@ -13,46 +13,77 @@ import requests
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import func, select
 
-from notification.models import ProcessedEvent
-from notification.service import NotificationService
-from servicekit.config import load_config, public_base_url
-from servicekit.db import utcnow
+from servicekit.base import ServiceBase
+from servicekit.config import database_key, load_config, public_base_url
+from servicekit.db import Database, utcnow
+from servicekit.dead_letters import DeadLetters
 from servicekit.errors import NotFound
 from servicekit.logs import HTTP_CONNECTION, CorrelationIdFilter, Trouble
-from servicekit.testing import free_port
-from users.service import UsersService
+from servicekit.retention import Retention
+from servicekit.retry import retrying_event_handler
+from servicekit.rpc import rpc
+from servicekit.writes import Changes
+from tests.support import free_port
+
+from .conftest import PROBE, Base, OutboxMessage, ProcessedEvent, RequestKey
+
+
+class Probe(ServiceBase):
+    """A service of the kit's pieces: a database, changes with an outbox, an
+    RPC, a retried handler with parked events, a table pruned after 30 days."""
+
+    name = PROBE
+
+    db = Database(Base)
+    change = Changes(OutboxMessage, RequestKey)
+    dead_letters = DeadLetters()
+    processed_events = Retention(ProcessedEvent, "processed_at", days=30)
+
+    @rpc
+    def health(self):
+        return self.db.health()
+
+    @rpc
+    def get(self, item_id):
+        raise NotFound(f"No item {item_id!r}.")
+
+    @retrying_event_handler("elsewhere", "thing_happened")
+    def on_thing(self, payload):
+        pass
 
 
 @pytest.fixture
-def users_with_ops_port(config, container_factory):
+def probe_with_ops_port(kit_config, container_factory):
     port = free_port()
-    container = container_factory(UsersService, {**config, "OPS_PORT": port})
+    container = container_factory(Probe, {**kit_config, "OPS_PORT": port})
     container.start()
-    return f"http://127.0.0.1:{port}", config
+    return f"http://127.0.0.1:{port}", kit_config
 
 
-def test_the_operations_port_serves_metrics_and_probes(users_with_ops_port):
-    base, config = users_with_ops_port
+def test_the_operations_port_serves_metrics_and_probes(probe_with_ops_port):
+    base, config = probe_with_ops_port
     assert requests.get(f"{base}/livez", timeout=5).status_code == 200
     assert requests.get(f"{base}/readyz", timeout=5).text == "ready\n"
-    with ServiceRpcProxy("users", config) as users:
-        users.health()
+    with ServiceRpcProxy(PROBE, config) as probe:
+        probe.health()
         with pytest.raises(NotFound):
-            users.get("nope")
+            probe.get("nope")
     metrics = requests.get(f"{base}/metrics", timeout=5).text
-    assert 'localnews_workers_total{entrypoint="health",outcome="ok",service="users"}' in metrics
-    assert 'entrypoint="get",outcome="NOT_FOUND",service="users"' in metrics
-    assert 'localnews_outbox_backlog{service="users"}' in metrics
+    assert (
+        f'localnews_workers_total{{entrypoint="health",outcome="ok",service="{PROBE}"}}' in metrics
+    )
+    assert f'entrypoint="get",outcome="NOT_FOUND",service="{PROBE}"' in metrics
+    assert f'localnews_outbox_backlog{{service="{PROBE}"}}' in metrics
     assert requests.get(f"{base}/other", timeout=5).status_code == 404
 
 
-def test_readyz_says_why_while_the_database_is_away(config, container_factory):
+def test_readyz_says_why_while_the_database_is_away(kit_config, container_factory):
     port = free_port()
-    broken = {**config, "OPS_PORT": port, "DB_URIS": {**config["DB_URIS"]}}
-    broken["DB_URIS"]["notification:Base"] = (
+    broken = {**kit_config, "OPS_PORT": port, "DB_URIS": {**kit_config["DB_URIS"]}}
+    broken["DB_URIS"][database_key(PROBE)] = (
         "postgresql://localnews:localnews@localhost:5432/no_such_db"
     )
-    container = container_factory(NotificationService, broken)
+    container = container_factory(Probe, broken)
     container.start()
     answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
     assert answer.status_code == 503
@@ -129,26 +160,27 @@ def test_the_public_base_url_follows_the_gateway_port():
     assert public_base_url(set_url) == "https://news.example"
 
 
-def test_quorum_queues_when_configured(config, container_factory, rabbit_manager):
-    config = {**config, "AMQP_QUEUE_TYPE": "quorum"}
-    container_factory(UsersService, config).start()
-    container_factory(NotificationService, config).start()
+def test_quorum_queues_when_configured(kit_config, container_factory, rabbit_manager):
+    config = {**kit_config, "AMQP_QUEUE_TYPE": "quorum"}
+    container_factory(Probe, config).start()
     vhost = config["AMQP_URI"].rsplit("/", 1)[-1]
     types = {q["name"]: q.get("type") for q in rabbit_manager.get_queues(vhost)}
-    assert types["rpc-users"] == "quorum"
-    handler = "evt-articles-article_added--notification.on_article_added"
+    assert types[f"rpc-{PROBE}"] == "quorum"
+    handler = f"evt-elsewhere-thing_happened--{PROBE}.on_thing"
     assert types[handler] == types[f"{handler}.dead"] == types[f"{handler}.retry.1000"] == "quorum"
-    with ServiceRpcProxy("users", config) as users:  # and it works
-        assert users.health() == "ok"
+    with ServiceRpcProxy(PROBE, config) as probe:  # and it works
+        assert probe.health() == "ok"
 
 
-def test_processed_events_are_pruned_after_their_retention(config, container_factory, db_session):
-    session = db_session("notification")
+def test_processed_events_are_pruned_after_their_retention(
+    kit_config, container_factory, kit_session
+):
+    session = kit_session()
     old, recent = utcnow() - timedelta(days=31), utcnow() - timedelta(days=1)
     for when in (old, recent):
         session.add(ProcessedEvent(event_id=uuid.uuid4(), handler="h", processed_at=when))
     session.commit()
-    container = container_factory(NotificationService, config)
+    container = container_factory(Probe, kit_config)
     container.start()
     deadline = time.monotonic() + 10
     while session.scalar(select(func.count()).select_from(ProcessedEvent)) != 1:

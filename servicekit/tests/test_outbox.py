@@ -12,17 +12,19 @@ from sqlalchemy import select, text
 
 from servicekit.db import utcnow
 from servicekit.outbox import Outbox, outbox_row
-from users.models import OutboxMessage
+
+from .conftest import PROBE, OutboxMessage
 
 
 @pytest.fixture
-def outbox(config, db_session):
-    container = Mock(config=config, service_name="users")
-    provider = Outbox(OutboxMessage).bind(container, "outbox")
+def outbox(kit_config):
+    container = Mock(config=kit_config, service_name=PROBE, shared_extensions={})
+    provider = Outbox(OutboxMessage).bind(container)
     provider.setup()
+    provider.published.setup()
     provider.publisher = Mock()
     yield provider
-    provider.engine.dispose()
+    provider.database.stop()
 
 
 def add_rows(session, *aggregates):
@@ -39,8 +41,8 @@ def published(outbox):
     return [call.kwargs["routing_key"] for call in outbox.publisher.publish.call_args_list]
 
 
-def test_each_round_sends_the_oldest_pending_event_of_each_resource(outbox, db_session):
-    add_rows(db_session("users"), "a", "a", "b", "a")
+def test_each_round_sends_the_oldest_pending_event_of_each_resource(outbox, kit_session):
+    add_rows(kit_session(), "a", "a", "b", "a")
 
     rounds = []
     while count := outbox.relay():
@@ -48,13 +50,13 @@ def test_each_round_sends_the_oldest_pending_event_of_each_resource(outbox, db_s
 
     assert rounds == [2, 1, 1]
     assert published(outbox) == ["event_0", "event_2", "event_1", "event_3"]
-    session = db_session("users")
+    session = kit_session()
     assert session.scalar(select(OutboxMessage).where(OutboxMessage.published_at.is_(None))) is None
 
 
-def test_a_resource_held_by_another_relay_waits(outbox, db_session):
-    rows = add_rows(db_session("users"), "a", "a", "b")
-    holder = db_session("users")
+def test_a_resource_held_by_another_relay_waits(outbox, kit_session):
+    rows = add_rows(kit_session(), "a", "a", "b")
+    holder = kit_session()
     holder.execute(
         text("SELECT id FROM outbox WHERE event_id = :id FOR UPDATE"), {"id": rows[0].event_id}
     )
@@ -66,22 +68,22 @@ def test_a_resource_held_by_another_relay_waits(outbox, db_session):
     assert published(outbox) == ["event_2", "event_0", "event_1"]
 
 
-def test_only_the_workers_own_rows_on_the_fast_path(outbox, db_session):
-    rows = add_rows(db_session("users"), "a", "b")
+def test_only_the_workers_own_rows_on_the_fast_path(outbox, kit_session):
+    rows = add_rows(kit_session(), "a", "b")
     assert outbox.relay([rows[1].event_id]) == 1
     assert published(outbox) == ["event_1"]
 
 
-def test_a_failed_publish_leaves_the_row_for_the_sweeper(outbox, db_session):
-    add_rows(db_session("users"), "a")
+def test_a_failed_publish_leaves_the_row_for_the_sweeper(outbox, kit_session):
+    add_rows(kit_session(), "a")
     outbox.publisher.publish.side_effect = ConnectionError("broker down")
     assert outbox.relay() == 0
     outbox.publisher.publish.side_effect = None
     assert outbox.relay() == 1
 
 
-def test_prune_deletes_only_old_published_rows(outbox, db_session):
-    session = db_session("users")
+def test_prune_deletes_only_old_published_rows(outbox, kit_session):
+    session = kit_session()
     old, recent, pending = add_rows(session, "a", "b", "c")
     session.execute(
         text("UPDATE outbox SET published_at = :at WHERE event_id = :id"),
@@ -92,6 +94,6 @@ def test_prune_deletes_only_old_published_rows(outbox, db_session):
     )
     session.commit()
 
-    assert outbox.prune() == 1
+    assert outbox.published.pruner.prune(outbox.engine) == 1
     left = session.scalars(select(OutboxMessage.event_id)).all()
     assert sorted(map(str, left)) == sorted([str(recent.event_id), str(pending.event_id)])

@@ -4,8 +4,8 @@ lets finish (the process-level SIGTERM bound is in tests/faults)."""
 from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.conftest import eventually
-from tests.faults.slow_service import SlowService
+from servicekit.tests.slow_service import SlowService
+from tests.support import eventually
 
 
 def waiting_requests(config):

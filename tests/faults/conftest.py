@@ -130,7 +130,7 @@ def nameko_shell(config, script):
     """Run ``script`` (lines for ``make shell``'s prompt) on the test's broker,
     as an operator would; return what it printed (tracebacks included)."""
     done = subprocess.run(
-        [sys.executable, "-m", "servicekit.shell", "--interface", "plain"],
+        [sys.executable, "-m", "tools.shell", "--interface", "plain"],
         cwd=ROOT,
         env=service_env(config),
         input=script,

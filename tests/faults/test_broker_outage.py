@@ -21,9 +21,8 @@ from auth.models import ProcessedEvent as AuthProcessed
 from auth.service import AuthService
 from notification.models import ProcessedEvent as NotificationProcessed
 from notification.service import NotificationService
-from servicekit.testing import event_tap
-from servicekit.topology import declare_event_queues
-from tests.conftest import eventually
+from tests.support import event_tap, eventually
+from tools.topology import declare_event_queues
 from users.models import OutboxMessage as UserOutbox
 from users.service import UsersService
 

@@ -13,8 +13,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from articles.service import ArticlesService
 from notification.service import NotificationService
 from servicekit.retry import parse_delays
-from servicekit.topology import declare_event_queues, event_queues
-from tests.conftest import eventually
+from tests.support import eventually
+from tools.topology import declare_event_queues, event_queues
 
 from .conftest import DEADLINE, mails_per_article, nameko_shell, new_article, queue_state
 

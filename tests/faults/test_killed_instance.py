@@ -16,7 +16,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from sqlalchemy import func, select
 
 from servicekit.errors import Conflict
-from tests.conftest import eventually
+from tests.support import eventually
 from users.models import OutboxMessage, User
 
 from .conftest import DEADLINE, count, new_user, queue_state

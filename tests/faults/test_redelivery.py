@@ -14,8 +14,8 @@ from nameko.testing.services import entrypoint_waiter
 from auth.models import ProcessedEvent
 from auth.service import AuthService
 from servicekit.errors import InvalidCredentials
-from servicekit.testing import event_tap
 from servicekit.tokens import verify_token
+from tests.support import event_tap
 from users.service import UsersService
 
 from .conftest import count, new_user

@@ -9,13 +9,13 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from servicekit.config import CONFIG_PATH
-from tests.conftest import eventually
+from tests.support import eventually
 
 from .conftest import DEADLINE, STOP_SECONDS, queue_state
 
 pytestmark = pytest.mark.faults
 
-SERVICE = "tests.faults.slow_service"
+SERVICE = "servicekit.tests.slow_service"
 QUEUE = "rpc-slow"
 GRACE_SECONDS = 3
 

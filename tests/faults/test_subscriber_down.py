@@ -10,8 +10,8 @@ from articles.service import ArticlesService
 from auth.models import Credential
 from auth.service import AuthService
 from notification.service import NotificationService
-from servicekit.topology import declare_event_queues, event_queues
-from tests.conftest import eventually
+from tests.support import eventually
+from tools.topology import declare_event_queues, event_queues
 from users.service import UsersService
 
 from .conftest import (

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from servicekit.config import ROOT
-from servicekit.testing import free_port
+from tests.support import free_port
 
 from .conftest import service_env
 
@@ -40,7 +40,7 @@ class Runner:
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "servicekit.runner"],
+                [sys.executable, "-m", "tools.runner"],
                 cwd=ROOT,
                 env=env,
                 stdout=log,
@@ -142,7 +142,7 @@ def test_the_admins_mail_is_caught_and_shown_when_no_smtp_server_runs(runner, co
     run.wait_for("mail: to admin@example.com: LocalNewsApplication - New Article Added!")
     [kept] = run.mail_dir.glob("*.eml")
     shown = subprocess.run(
-        [sys.executable, "-m", "servicekit.mailcatcher", "list"],
+        [sys.executable, "-m", "tools.mailcatcher", "list"],
         cwd=ROOT, env={**os.environ, "MAIL_DIR": str(run.mail_dir)},
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip

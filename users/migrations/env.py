@@ -1,4 +1,4 @@
-from servicekit.migrations import run_env
+from tools.migrations import run_env
 from users.models import Base
 
 run_env(Base.metadata, "users")

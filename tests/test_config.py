@@ -55,6 +55,7 @@ def test_production_with_real_secrets_is_accepted():
 
 def test_nameko_run_refuses_to_start_in_production_with_dev_secrets():
     env = {**os.environ, "APP_ENV": "production", "JWT_SECRET": "a real secret"}
+    env["CURSOR_SECRET"] = "another real secret"  # refused too without it (CursorKey)
     env.pop("ADMIN_PASSWORD", None)
     result = subprocess.run(
         [sys.executable, "-m", "nameko", "run", "--config", "config.yml", "users.service"],

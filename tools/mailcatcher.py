@@ -6,12 +6,12 @@ machine (``SMTP_HOST`` is ``localhost``) and nothing listens on
 otherwise be retried and parked, unseen. Production settings
 (``APP_ENV=production``) never start it.
 
-- ``python -m servicekit.mailcatcher serve HOST PORT``: accepts every
+- ``python -m tools.mailcatcher serve HOST PORT``: accepts every
   message (aiosmtpd, a kept SMTP server), keeps each as an ``.eml`` file in
   ``MAIL_DIR`` (default ``var/mail/`` in the repository) and says so in one
   line: ``mail: to admin@example.com: LocalNewsApplication - New Article
   Added! (var/mail/20261206-101501-0001.eml)``.
-- ``python -m servicekit.mailcatcher list`` (``make mail``): every kept
+- ``python -m tools.mailcatcher list`` (``make mail``): every kept
   message, one line each, oldest first, then the text of the newest.
 """
 
@@ -24,7 +24,7 @@ from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 
-from .config import ROOT
+from servicekit.config import ROOT
 
 DEFAULT_FOLDER = ROOT / "var" / "mail"
 
@@ -113,7 +113,7 @@ def main(argv):
     elif argv in ([], ["list"]):
         list_mail(mail_folder())
     else:
-        sys.exit("usage: python -m servicekit.mailcatcher [list | serve HOST PORT]")
+        sys.exit("usage: python -m tools.mailcatcher [list | serve HOST PORT]")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``python -m servicekit.bootstrap``: wait for the broker and PostgreSQL,
+"""``python -m tools.bootstrap``: wait for the broker and PostgreSQL,
 create the service databases if missing, apply every migration, declare the
 durable event queues.
 
@@ -16,19 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from .config import SERVICE_NAMES, check_config, database_url, load_config
-from .db import make_engine
+from servicekit.config import check_config, database_url, load_config
+from servicekit.database_errors import LOGIN_REFUSED, NOT_RUNNING, STARTING, diagnose
+from servicekit.db import make_engine
+
+from . import SERVICE_NAMES
 from .migrations import migrate
-from .postgres_access import (
-    LOGIN_REFUSED,
-    NOT_RUNNING,
-    STARTING,
-    advice,
-    create_login,
-    diagnose,
-    may_create_login,
-    where,
-)
+from .postgres_access import advice, create_login, may_create_login, where
 from .topology import declare_event_queues, service_classes
 
 log = logging.getLogger("bootstrap")
@@ -84,7 +78,7 @@ def check_postgres(url):
 def reach_postgres(url, config, who, timeout):
     """Return once PostgreSQL lets ``url``'s role in; wait while it is not
     running yet (up to ``timeout``); create the role where we may (see
-    :mod:`servicekit.postgres_access`); else stop with one line saying what
+    :mod:`tools.postgres_access`); else stop with one line saying what
     is wrong and the command that fixes it."""
     deadline = time.monotonic() + timeout
     tried_creating = False

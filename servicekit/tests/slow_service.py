@@ -1,6 +1,6 @@
 """A service whose work takes as long as the caller says: for the shutdown tests.
 
-Run as a real process (``nameko run tests.faults.slow_service``). Each call
+Run as a real process (``nameko run servicekit.tests.slow_service``). Each call
 prints a line when it starts and when it ends, so a test can tell which
 process ran it, and how many times.
 """

@@ -1,16 +1,11 @@
-"""The project's queues on the broker.
+"""Event queues, declared before any service starts.
 
-- Event queues are declared before any service starts. An event published
-  while no queue is bound to its exchange is dropped by the broker. A
-  subscriber's durable queue normally appears when the subscriber first
-  starts, so an event sent before then (the admin's ``user_added`` on a
-  fresh install, say) would be lost. The bootstrap step declares every
-  reliable handler's queue up front, from the service classes themselves.
-- ``AMQP_QUEUE_TYPE=quorum``: every durable queue the project declares (RPC,
-  event, retry, dead-letter) is a quorum queue, which a RabbitMQ cluster
-  replicates; classic otherwise. Per-process queues (replies, broadcasts)
-  stay classic: they live and die with their process. The type of an
-  existing queue cannot change: set it on a fresh vhost.
+An event published while no queue is bound to its exchange is dropped by the
+broker. A subscriber's durable queue normally appears when the subscriber
+first starts, so an event sent before then (the admin's ``user_added`` on a
+fresh install, say) would be lost. The bootstrap step declares every
+reliable handler's queue up front, from the service classes themselves (of
+the type ``AMQP_QUEUE_TYPE`` says: ``servicekit.queues``).
 """
 
 import importlib
@@ -18,13 +13,6 @@ import importlib
 from kombu import Connection
 from nameko.containers import ServiceContainer
 from nameko.events import BROADCAST, EventHandler
-
-
-def durable_queue_arguments(config, **arguments):
-    """``queue_arguments`` of a durable queue, with the configured type."""
-    if str(config.get("AMQP_QUEUE_TYPE") or "classic").lower() == "quorum":
-        arguments["x-queue-type"] = "quorum"
-    return arguments
 
 
 def service_classes(module_name):

@@ -1,4 +1,4 @@
-"""``python -m servicekit.runner`` (``make run``): the whole backend, supervised.
+"""``python -m tools.runner`` (``make run``): the whole backend, supervised.
 
 1. Refuses a gateway port that something already answers on (with
    ``SO_REUSEPORT`` a gateway left running would silently take a share of
@@ -8,7 +8,7 @@
    sharing its port; each in a process group of its own, so that a terminal's
    Ctrl-C reaches the runner alone, which then stops each child once.
    With development settings and mail going to this machine where nothing
-   listens, it also runs the mail catcher (:mod:`servicekit.mailcatcher`).
+   listens, it also runs the mail catcher (:mod:`tools.mailcatcher`).
 3. Prints "ready" once ``/health`` answers 200, not before.
 4. Restarts a service that exits on its own, after 1 s, then 2, 4 ... up to
    30 s while it keeps failing; the others keep serving meanwhile.
@@ -27,8 +27,10 @@ import sys
 import time
 import urllib.request
 
+from servicekit.config import ROOT, load_config
+
+from . import LOCAL_HOSTS, SERVICE_NAMES
 from .bootstrap import main as bootstrap
-from .config import LOCAL_HOSTS, ROOT, SERVICE_NAMES, load_config
 
 FIRST_BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
@@ -106,14 +108,14 @@ def port_in_use(port, host="127.0.0.1"):
 def mail_catcher(config):
     """The development mail catcher's child, if mail would be lost without
     it: development settings, mail to this machine, nothing listening there
-    (:mod:`servicekit.mailcatcher`). ``None`` otherwise, said in a line."""
+    (:mod:`tools.mailcatcher`). ``None`` otherwise, said in a line."""
     host, port = str(config.get("SMTP_HOST") or ""), int(config.get("SMTP_PORT") or 25)
     if config.get("APP_ENV") == "production" or host not in LOCAL_HOSTS:
         return None
     if port_in_use(port, host):
         say(f"mail goes to the SMTP server at {host}:{port}")
         return None
-    command = [sys.executable, "-m", "servicekit.mailcatcher", "serve", host, str(port)]
+    command = [sys.executable, "-m", "tools.mailcatcher", "serve", host, str(port)]
     say(f"no SMTP server at {host}:{port}: catching mail ourselves; `make mail` shows it")
     return Child("mail", None, dict(os.environ), command)
 

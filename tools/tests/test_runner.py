@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from servicekit import runner
+from tools import runner
 
 
 def test_gateway_copies_default_to_the_cores(monkeypatch):

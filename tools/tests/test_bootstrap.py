@@ -5,9 +5,9 @@ missing vhost each told in one line (a stock RabbitMQ on this machine lets
 import pytest
 from kombu import Connection
 
-from servicekit.bootstrap import reach_broker
 from servicekit.config import load_config
-from servicekit.testing import free_port
+from tests.support import free_port
+from tools.bootstrap import reach_broker
 
 
 def broker(**changes):

@@ -12,7 +12,8 @@ machine, ``make run`` and ``make test`` create it once, through the
 say, in one line, the command that does (:func:`advice`).
 
 psycopg2 reports every failure to connect as one ``OperationalError``, while
-each needs its own fix: :func:`diagnose` tells them apart.
+each needs its own fix: ``servicekit.database_errors.diagnose`` tells them
+apart.
 """
 
 import os
@@ -20,52 +21,12 @@ import pwd
 import shutil
 import subprocess
 from glob import glob
-from typing import NamedTuple
 
 from sqlalchemy.engine import make_url
 
-from .config import LOCAL_HOSTS
+from servicekit.database_errors import DATABASE_MISSING, LOGIN_REFUSED, NOT_RUNNING, STARTING
 
-NOT_RUNNING = "not running"
-LOGIN_REFUSED = "refused the login"
-DATABASE_MISSING = "database missing"
-STARTING = "starting up"
-
-# libpq's words (English: the project's processes run without a locale
-# that would translate them), most specific first.
-_SIGNS = (
-    (DATABASE_MISSING, ('database "', '" does not exist')),
-    (LOGIN_REFUSED, ("password authentication failed",)),
-    (LOGIN_REFUSED, ("no password supplied",)),
-    (LOGIN_REFUSED, ('role "', '" does not exist')),
-    (LOGIN_REFUSED, ("peer authentication failed",)),
-    (LOGIN_REFUSED, ("ident authentication failed",)),
-    (LOGIN_REFUSED, ("no pg_hba.conf entry",)),
-    (LOGIN_REFUSED, ("is not permitted to log in",)),
-    (STARTING, ("the database system is starting up",)),
-    (STARTING, ("the database system is shutting down",)),
-    (NOT_RUNNING, ("connection refused",)),
-    (NOT_RUNNING, ("no such file or directory",)),  # no Unix socket
-    (NOT_RUNNING, ("timeout expired",)),
-    (NOT_RUNNING, ("could not translate host name",)),
-    (NOT_RUNNING, ("network is unreachable",)),
-    (NOT_RUNNING, ("no route to host",)),
-)
-
-
-class Problem(NamedTuple):
-    kind: str  # one of the constants above, or "error"
-    detail: str  # the server's or libpq's own words, on one line
-
-
-def diagnose(exc):
-    """What a failure to connect means: a :class:`Problem`."""
-    detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-    lowered = detail.lower()
-    for kind, parts in _SIGNS:
-        if all(part in lowered for part in parts):
-            return Problem(kind, detail)
-    return Problem("error", detail)
+from . import LOCAL_HOSTS
 
 
 def where(url):

@@ -13,8 +13,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from .config import ROOT, database_url, load_config
-from .db import make_engine
+from servicekit.config import ROOT, database_url, load_config
+from servicekit.db import make_engine
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """A stock PostgreSQL: its refusals told apart, and the project's role made
-where the first command may make it (servicekit.postgres_access)."""
+where the first command may make it (tools.postgres_access)."""
 
 import os
 import subprocess
@@ -10,19 +10,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from servicekit.bootstrap import check_postgres, reach_postgres
 from servicekit.config import database_url, load_config
+from servicekit.database_errors import DATABASE_MISSING, LOGIN_REFUSED, NOT_RUNNING, diagnose
 from servicekit.db import make_engine
-from servicekit.postgres_access import (
-    DATABASE_MISSING,
-    LOGIN_REFUSED,
-    NOT_RUNNING,
-    advice,
-    create_login,
-    diagnose,
-    may_create_login,
-)
-from servicekit.testing import free_port
+from tests.support import free_port
+from tools.bootstrap import check_postgres, reach_postgres
+from tools.postgres_access import advice, create_login, may_create_login
 
 DEVELOPMENT = {"APP_ENV": "development"}
 

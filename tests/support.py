@@ -10,6 +10,7 @@ import contextlib
 import os
 import queue
 import socket
+import time
 import uuid
 
 import pytest
@@ -21,9 +22,22 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from .config import SERVICE_NAMES, database_key, database_url, load_config
-from .db import make_engine
-from .migrations import create_database, drop_database, migrate
+from servicekit.config import database_key, database_url, load_config
+from servicekit.db import make_engine
+from tools import SERVICE_NAMES
+from tools.migrations import create_database, drop_database, migrate
+
+
+def eventually(check, timeout=5.0, interval=0.05):
+    """Poll ``check`` until it returns a truthy value; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout} s: {check}")
+        time.sleep(interval)
 
 
 def free_port():

@@ -1,4 +1,4 @@
-"""The development mail catcher of `make run` (servicekit.mailcatcher)."""
+"""The development mail catcher of `make run` (tools.mailcatcher)."""
 
 import signal
 import smtplib
@@ -9,9 +9,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from servicekit import runner
 from servicekit.config import ROOT
-from servicekit.testing import free_port
+from tests.support import free_port
+from tools import runner
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def catcher(tmp_path):
     port = free_port()
     env = {"MAIL_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "servicekit.mailcatcher", "serve", "127.0.0.1", str(port)],
+        [sys.executable, "-m", "tools.mailcatcher", "serve", "127.0.0.1", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 20
@@ -54,7 +54,7 @@ def test_each_message_is_kept_said_in_one_line_and_listed(catcher):
         f"mail: to admin@x.example: New Article Added! ({kept[1]})",
     ]
     listed = subprocess.run(
-        [sys.executable, "-m", "servicekit.mailcatcher", "list"],
+        [sys.executable, "-m", "tools.mailcatcher", "list"],
         cwd=ROOT, env={"MAIL_DIR": str(folder)}, capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     lines = listed.splitlines()
