@@ -13,6 +13,26 @@ replaced: the client learns that its request was not done as written.
 
 from servicekit.errors import Forbidden
 
+from .apidoc import ANYONE, TOKEN, Access
+
+# Who may do what to a news item (the five routes' access in the API document).
+NEWS_ACCESS = {
+    "list": ANYONE,
+    "get": ANYONE,
+    "create": Access(
+        "any token", TOKEN, "A caller who is no admin names another user as `authorUID`."
+    ),
+    "update": Access(
+        "its author or an admin",
+        TOKEN,
+        "The caller is neither the author nor an admin, or names another user as "
+        "`authorUID` without being an admin.",
+    ),
+    "delete": Access(
+        "its author or an admin", TOKEN, "The caller is neither the author nor an admin."
+    ),
+}
+
 
 def expected_author(caller):
     """Whose items the caller may change: any (``None``) for an admin."""

@@ -1,4 +1,4 @@
-"""The gateway's read cache: public GET answers, kept until a change is heard.
+"""The gateway's read cache, and every answer's ``ETag``: one face for reads.
 
 Articles, events and users are read far more often than they change, and
 every change is announced on the bus. So each gateway copy keeps the answers
@@ -7,33 +7,45 @@ it served, as the bytes it sent, and drops them when their resource changes:
 - a ``<resource>_added``/``_updated``/``_deleted`` event drops the item's
   answers and every list page of the resource (every copy hears every event,
   see :mod:`gateway.broadcast`);
-- a write made through this copy drops them before it answers, so a client
-  reads its own writes without waiting for the event;
+- a write made through this copy drops them before it answers (its route
+  declares ``changes="articles"``), so a client reads its own writes without
+  waiting for the event;
 - a fill that raced a change is not stored: each resource has a generation,
-  taken before the RPC and compared when storing;
+  taken before the service is asked and compared when storing;
 - after the event consumer reconnects everything is dropped (events were
   missed meanwhile), and no answer is kept beyond ``CACHE_TTL_SECONDS``.
 
 Only answers that are the same for every caller are kept: a route marked
 ``per_caller`` (users: an admin or the user itself also sees the email) is
 cached only for requests without ``Authorization``, and such a request alone
-is answered from the cache. Hits are served by the WSGI app before a nameko
-worker exists (:mod:`gateway.http`); misses and writes take the worker path.
+is answered from the cache. Bounded by ``CACHE_MAX_ENTRIES`` and
+``CACHE_MAX_BYTES`` (least recently used answers go first);
+``CACHE_MAX_ENTRIES=0`` turns the cache off.
 
-Bounded by ``CACHE_MAX_ENTRIES`` and ``CACHE_MAX_BYTES`` (least recently used
-answers go first); ``CACHE_MAX_ENTRIES=0`` turns the cache off.
+What the rest of the gateway calls, on :class:`ReadCache`:
+
+- ``answer(head)``: a hit, as stored bytes (or a 304), or ``None``; the fast
+  path (:mod:`gateway.fastpath`) and the WSGI app both ask it;
+- ``fill(head, route, call, item_id)``: a miss of a cached route: ``call()`` runs the
+  worker; its 200 answer gets its ``ETag`` and caching headers, is kept when
+  it may be, and comes back (or a 304);
+- ``conditional(head, response)``: any other GET answer: its ``ETag``, 304;
+- ``changed(resource, item_id)``: drop what a change made stale.
 """
 
 import hashlib
 import time
 import uuid
 from collections import OrderedDict
+from typing import NamedTuple
 
 from nameko.extensions import DependencyProvider, SharedExtension
+from werkzeug.wrappers import Response
 
 from servicekit.metrics import REPORTED
 
 from .broadcast import BroadcastConsumer
+from .headers import READ_METHODS, SECURITY_HEADERS
 
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -48,7 +60,21 @@ MAX_ANSWER_SHARE = 16
 PUBLIC = "public, no-cache"
 ANONYMOUS = "no-cache"
 PRIVATE = "private, no-cache"
+# Other GET answers may be kept if revalidated; writes and errors are not kept.
+REVALIDATE = "no-cache"
+NOT_STORED = "no-store"
 
+# On /metrics (hits are answered before any worker: counted only here).
+CACHE_METRICS = REPORTED.kind(
+    "read_cache",
+    counters={
+        "hits": "Reads answered from the cache.",
+        "misses": "Cacheable reads that went to a service.",
+        "evictions": "Answers dropped to stay within the bounds.",
+        "invalidations": "Changes heard that dropped answers.",
+    },
+    gauges={"entries": "Answers kept.", "bytes": "Bytes kept."},
+)
 
 # A 304 repeats the headers of the 200 but those describing its body.
 _NOT_IN_304 = ("Content-Type", "Content-Length", "Link")
@@ -58,11 +84,9 @@ def not_modified_headers(headers):
     return [(name, value) for name, value in headers if name not in _NOT_IN_304]
 
 
-def cache_key(path, query=""):
-    """Where an answer is kept: its path (no trailing slash) and query as sent."""
-    if len(path) > 1 and path.endswith("/"):
-        path = path.rstrip("/") or "/"
-    return path + "?" + query if query else path
+def cache_key(head):
+    """Where an answer is kept: its route path and query as sent."""
+    return head.path + "?" + head.query if head.query else head.path
 
 
 def group_of(resource, item_id=None):
@@ -97,57 +121,57 @@ def encoded(headers):
     return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in headers)
 
 
+class Hit(NamedTuple):
+    """A cached answer for one request: what to send, but the per-request
+    headers (``X-Request-Id``, CORS, ``Date``)."""
+
+    status: str  # "200 OK" or "304 Not Modified"
+    headers: list  # (name, value) pairs
+    head: bytes  # the same headers, encoded
+    body: bytes  # empty for a 304 and for HEAD
+
+
 class CachedAnswer:
     """A 200 answer as sent: body, and headers minus the per-request ones
-    (also encoded, for :mod:`gateway.fastpath`)."""
+    (also encoded, for the fast path)."""
 
-    __slots__ = (
-        "body",
-        "etag",
-        "group",
-        "head",
-        "headers",
-        "not_modified_head",
-        "not_modified_headers",
-        "per_caller",
-        "size",
-    )
+    __slots__ = ("etag", "get", "group", "head", "not_modified", "per_caller", "size")
 
-    def __init__(self, body, etag, headers, per_caller, group):
-        self.body = body
+    def __init__(self, body, etag, headers, per_caller, group, key_bytes=0):
         self.etag = etag
-        self.headers = headers
-        self.not_modified_headers = not_modified_headers(headers)
-        self.head = encoded(headers)
-        self.not_modified_head = encoded(self.not_modified_headers)
+        # Each way it is sent, made once.
+        self.get = Hit("200 OK", headers, encoded(headers), body)
+        self.head = self.get._replace(body=b"")
+        not_modified = not_modified_headers(headers)
+        self.not_modified = Hit("304 Not Modified", not_modified, encoded(not_modified), b"")
         self.per_caller = per_caller
         self.group = group
-        self.size = len(body) + ENTRY_OVERHEAD_BYTES
+        self.size = len(body) + key_bytes + ENTRY_OVERHEAD_BYTES
+
+    def hit(self, head):
+        if head.if_none_match is not None and etag_matches(head.if_none_match, self.etag):
+            return self.not_modified
+        return self.head if head.method == "HEAD" else self.get
 
 
-class CacheStore(SharedExtension):
-    """The answers of one gateway process, shared by its WSGI app and workers.
+class AnswerStore:
+    """The kept answers of one process, bounded, by key and by group.
 
     ``group`` is ``(resource, item_id)`` for an item, ``(resource, None)``
     for list pages. Green threads do not preempt pure Python code, so no lock.
     """
 
-    broadcasts = BroadcastConsumer()
-
-    def setup(self):
-        config = self.container.config
-        self.max_entries = int(config.get("CACHE_MAX_ENTRIES", DEFAULT_MAX_ENTRIES))
-        self.max_bytes = int(config.get("CACHE_MAX_BYTES", DEFAULT_MAX_BYTES))
-        self.ttl = float(config.get("CACHE_TTL_SECONDS", DEFAULT_TTL_SECONDS))
-        self.enabled = self.max_entries > 0 and self.max_bytes > 0
+    def __init__(self, max_entries, max_bytes, ttl):
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.ttl = ttl
+        self.enabled = max_entries > 0 and max_bytes > 0
         self._answers = OrderedDict()  # key -> (answer, expires_at), least recent first
         self._groups = {}  # group -> keys
         self._generations = {}  # resource -> count of changes heard
         self._epoch = 0  # count of clears
         self.bytes = 0
         self.hits = self.misses = self.evictions = self.invalidations = 0
-        self.broadcasts.on_reconnect(self.clear)
-        REPORTED.caches.add(self)
 
     def lookup(self, key, authorized):
         """The answer for ``key``, if any, and if it may be given to a request
@@ -227,10 +251,84 @@ class CacheStore(SharedExtension):
                 del self._groups[answer.group]
 
 
-class ReadCache(DependencyProvider):
-    """``self.cache.invalidate("articles", item_id)`` after a change."""
+class ReadCache(SharedExtension):
+    """The read cache of one gateway process (see the module doc), shared by
+    its HTTP server, its WSGI app and its workers."""
 
-    store = CacheStore()
+    broadcasts = BroadcastConsumer()
+
+    def setup(self):
+        config = self.container.config
+        self.answers = AnswerStore(
+            int(config.get("CACHE_MAX_ENTRIES", DEFAULT_MAX_ENTRIES)),
+            int(config.get("CACHE_MAX_BYTES", DEFAULT_MAX_BYTES)),
+            float(config.get("CACHE_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
+        )
+        self.broadcasts.on_reconnect(self.answers.clear)
+        CACHE_METRICS.watch(self)
+
+    def stats(self):
+        return self.answers.stats()
+
+    def answer(self, head):
+        """A hit for ``head`` (a GET or HEAD), or ``None``."""
+        if head.method not in READ_METHODS:
+            return None
+        cached = self.answers.lookup(cache_key(head), head.authorized)
+        return None if cached is None else cached.hit(head)
+
+    def fill(self, head, route, call, item_id=None):
+        """A cached route's answer on a miss: ``call()`` (the worker) gives it;
+        a 200 is kept (as the answer of ``item_id``, or of a list) unless its
+        resource changed meanwhile or it depends on who asked; it comes back
+        with its headers, or as a 304."""
+        resource = route.cached
+        generation = self.answers.generation(resource)
+        self.answers.misses += 1
+        response = call()
+        if response.status_code != 200:
+            return response
+        headers = response.headers
+        if route.per_caller:
+            headers["Cache-Control"] = PRIVATE if head.authorized else ANONYMOUS
+            headers["Vary"] = "Authorization"
+        else:
+            headers["Cache-Control"] = PUBLIC
+        body = response.get_data()
+        headers["ETag"] = etag_of(body)
+        if not (head.authorized and route.per_caller):
+            key = cache_key(head)
+            stored = [*headers.items(), *SECURITY_HEADERS, ("X-Cache", "hit")]
+            answer = CachedAnswer(
+                body, headers["ETag"], stored, route.per_caller, group_of(resource, item_id),
+                key_bytes=len(key),
+            )  # fmt: skip
+            self.answers.store(key, answer, generation)
+        headers["X-Cache"] = "miss"
+        return self.conditional(head, response)
+
+    def conditional(self, head, response):
+        """A 200 GET answer with its ``ETag`` (revalidated by caches unless
+        it says otherwise), or a 304 when the client has it."""
+        if response.status_code != 200 or response.is_streamed:
+            return response
+        response.headers.setdefault("Cache-Control", REVALIDATE)
+        etag = response.headers.setdefault("ETag", etag_of(response.get_data()))
+        if etag_matches(head.if_none_match, etag):
+            return Response(status=304, headers=not_modified_headers(response.headers.items()))
+        return response
+
+    def changed(self, resource, item_id=None):
+        """Drop the answers a change of ``resource`` (its item ``item_id``;
+        ``None``, a new one: its lists) made stale."""
+        self.answers.invalidate(resource, item_id)
+
+
+class ReadCacheAccess(DependencyProvider):
+    """``self.cache.changed("articles", item_id)`` in a worker (the gateway's
+    broadcast handlers: a change heard)."""
+
+    read_cache = ReadCache()
 
     def get_dependency(self, worker_ctx):
-        return self.store
+        return self.read_cache

@@ -20,33 +20,33 @@ class Cors:
         self.origins = origins - {""}
         self.enabled = bool(self.origins)
 
-    def allowed(self, environ):
-        """The request's ``Origin`` if it may read the answer, else ``None``."""
-        origin = environ.get("HTTP_ORIGIN")
+    def allowed(self, origin):
+        """``origin`` (a request's ``Origin``) if it may read the answer, else ``None``."""
         if origin and ("*" in self.origins or origin in self.origins):
             return origin
         return None
 
-    def headers(self, environ):
-        origin = self.allowed(environ) if self.enabled else None
-        if origin is None:
+    def headers(self, origin):
+        """The CORS headers of an answer to a request from ``origin``."""
+        allowed = self.allowed(origin) if self.enabled else None
+        if allowed is None:
             return []
         return [
-            ("Access-Control-Allow-Origin", origin),
+            ("Access-Control-Allow-Origin", allowed),
             ("Access-Control-Expose-Headers", EXPOSED_HEADERS),
             ("Vary", "Origin"),
         ]
 
     def preflight(self, environ):
-        """Headers of the 204 answer to a preflight, or ``None`` if it is not one we allow."""
+        """The headers of the 204 answer to a preflight that we allow (its
+        origin's own come with every answer), or ``None``."""
         is_preflight = (
             environ["REQUEST_METHOD"] == "OPTIONS"
             and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
         )
-        if not (self.enabled and is_preflight and self.allowed(environ)):
+        if not (self.enabled and is_preflight and self.allowed(environ.get("HTTP_ORIGIN"))):
             return None
         return [
-            *self.headers(environ),
             ("Access-Control-Allow-Methods", ALLOWED_METHODS),
             ("Access-Control-Allow-Headers", ALLOWED_HEADERS),
             ("Access-Control-Max-Age", PREFLIGHT_MAX_AGE),

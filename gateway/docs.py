@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 
 from servicekit.errors import NotFound
 
+from .apidoc import Answer, Doc, Param
 from .cache import etag_of
 from .http import http
 
@@ -120,8 +121,31 @@ def page():
     return html.encode()
 
 
+ASSET = Param(
+    "asset",
+    "path",
+    {"description": "A file that the docs page names.", "schema": {"type": "string"}},
+)
+TEXT = {"schema": {"type": "string"}}
+
+
 class DocsRoutes:
-    @http("GET", "/api/docs")
+    @http(
+        "GET",
+        "/api/docs",
+        doc=Doc(
+            "The API documentation page",
+            "Documentation",
+            {
+                200: Answer(
+                    "An HTML page showing this document (Swagger UI), every file of it "
+                    "served from here.",
+                    content={"text/html": TEXT},
+                    headers=("ETag", "Cache-Control", "Content-Security-Policy"),
+                )
+            },
+        ),
+    )
     def docs(self, request):
         return Response(
             page(),
@@ -129,7 +153,27 @@ class DocsRoutes:
             headers={"Content-Security-Policy": PAGE_POLICY},
         )
 
-    @http("GET", "/api/docs/<asset>")
+    @http(
+        "GET",
+        "/api/docs/<asset>",
+        doc=Doc(
+            "A file of the documentation page",
+            "Documentation",
+            {
+                200: Answer(
+                    "The file.",
+                    content={
+                        "text/javascript": TEXT,
+                        "text/css": TEXT,
+                        "image/png": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                    headers=("ETag", "Cache-Control"),
+                )
+            },
+            ((404, "No such file."),),
+            params=(ASSET,),
+        ),
+    )
     def docs_asset(self, request, asset):
         found = served_assets().get(asset)
         if found is None:

@@ -7,6 +7,7 @@ traceback, because a 500 is a bug.
 
 import json
 import logging
+from typing import NamedTuple
 
 from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException
@@ -16,28 +17,73 @@ from servicekit.errors import InvalidCredentials, ServiceError, TooManyRequests
 
 log = logging.getLogger(__name__)
 
-STATUS_BY_CODE = {
-    "BAD_REQUEST": 400,
-    "UNAUTHORIZED": 401,
-    "INVALID_CREDENTIALS": 401,
-    "FORBIDDEN": 403,
-    "NOT_FOUND": 404,
-    "METHOD_NOT_ALLOWED": 405,
-    "CONFLICT": 409,
-    "PAYLOAD_TOO_LARGE": 413,
-    "UNSUPPORTED_MEDIA_TYPE": 415,
-    "VALIDATION_ERROR": 422,
-    "TOO_MANY_REQUESTS": 429,
-    "INTERNAL_ERROR": 500,
-    "SERVICE_UNAVAILABLE": 503,
-    "GATEWAY_TIMEOUT": 504,
+
+class ErrorKind(NamedTuple):
+    status: int
+    component: str  # its answer's name in the OpenAPI document
+    when: str  # what causes it, for the API reference
+
+
+# Every error code of the API, its status, and when it is answered: the one
+# table the answers and the OpenAPI document are made from.
+ERRORS = {
+    "BAD_REQUEST": ErrorKind(
+        400,
+        "BadRequest",
+        "Malformed JSON, a body that is not an object, JSON nested deeper than 32 levels, "
+        "a NUL character or an unpaired surrogate anywhere in the body or the query, a bad "
+        "query parameter or cursor, a malformed `Idempotency-Key`.",
+    ),
+    "UNAUTHORIZED": ErrorKind(
+        401,
+        "Unauthorized",
+        "No token, a malformed `Authorization` header, a forged, expired or revoked token.",
+    ),
+    "INVALID_CREDENTIALS": ErrorKind(
+        401, "LoginFailure", "A wrong email address or password (`POST /api/auth` only)."
+    ),
+    "FORBIDDEN": ErrorKind(403, "Forbidden", "A valid token without the right."),
+    "NOT_FOUND": ErrorKind(404, "NotFound", "An unknown or malformed id, an unknown route."),
+    "METHOD_NOT_ALLOWED": ErrorKind(
+        405,
+        "MethodNotAllowed",
+        "A method that the route does not serve (any route); the `Allow` header lists those "
+        "it does.",
+    ),
+    "CONFLICT": ErrorKind(
+        409,
+        "Conflict",
+        "A duplicate email address; the last admin losing its role or being deleted; a request "
+        "with the same `Idempotency-Key` still running.",
+    ),
+    "PAYLOAD_TOO_LARGE": ErrorKind(413, "PayloadTooLarge", "A body over 1 MiB (any route)."),
+    "UNSUPPORTED_MEDIA_TYPE": ErrorKind(
+        415,
+        "UnsupportedMediaType",
+        "The body is not sent as `application/json` (or another `*/*+json` type).",
+    ),
+    "VALIDATION_ERROR": ErrorKind(
+        422,
+        "ValidationError",
+        "A field breaks a rule or is unknown (`details` maps each field to its messages), "
+        "or the Idempotency-Key was used before with another request.",
+    ),
+    "TOO_MANY_REQUESTS": ErrorKind(
+        429, "TooManyRequests", "Too many failed logins; retry after `Retry-After` seconds."
+    ),
+    "INTERNAL_ERROR": ErrorKind(500, "InternalError", "A bug: logged with its traceback."),
+    "SERVICE_UNAVAILABLE": ErrorKind(
+        503, "ServiceUnavailable", "A service that the request needs is not running."
+    ),
+    "GATEWAY_TIMEOUT": ErrorKind(
+        504, "GatewayTimeout", "A service did not answer within the deadline."
+    ),
 }
-CODE_BY_HTTP_STATUS = {
-    400: "BAD_REQUEST",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    413: "PAYLOAD_TOO_LARGE",
-}
+STATUS_BY_CODE = {code: kind.status for code, kind in ERRORS.items()}
+# The error answer of each status (the first code of a status: 401 is UNAUTHORIZED).
+CODE_BY_STATUS = {}
+for _code, _kind in ERRORS.items():
+    CODE_BY_STATUS.setdefault(_kind.status, _code)
 MESSAGES = {
     404: "No such route.",
     405: "This route does not accept that method.",
@@ -75,8 +121,8 @@ def error_response(exc):
         log.warning("a service cannot reach its database: %s", exc)
         code, details = "SERVICE_UNAVAILABLE", {}
         message = "A service cannot reach its database; try again later."
-    elif isinstance(exc, HTTPException) and exc.code in CODE_BY_HTTP_STATUS:
-        code = CODE_BY_HTTP_STATUS[exc.code]
+    elif isinstance(exc, HTTPException) and exc.code in (400, 404, 405, 413):
+        code = CODE_BY_STATUS[exc.code]
         message, details = MESSAGES.get(exc.code, exc.description), {}
         if exc.code == 405 and getattr(exc, "valid_methods", None):
             headers["Allow"] = ", ".join(sorted(exc.valid_methods))

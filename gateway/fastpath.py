@@ -4,36 +4,38 @@ eventlet's HTTP server turns every request into a WSGI call: it parses the
 headers with the ``email`` package, builds the environ, and formats each
 response header on the way out. For a cache hit that work costs more than the
 answer itself. :class:`CachedReadProtocol` looks at each request first: a
-plain ``GET``/``HEAD`` whose headers have all arrived, and whose answer is in
-the read cache, is answered with the stored bytes there and then; the
-connection then waits for its next request. Anything else (a miss, a body,
-``Connection: close``, an escaped path, HTTP/1.0, a cross-origin request
-when CORS is on, the access log on) goes on
-to eventlet and the WSGI app unchanged, which answers hits too, only slower.
+plain ``GET``/``HEAD`` whose headers have all arrived is read here and asked
+of the read cache (through the WSGI app's ``cached_answer``, the same call
+its own path makes); a hit is written there and then, and the connection
+waits for its next request. Anything else (a miss, a body, ``Connection:
+close``, an escaped path, HTTP/1.0, the access log on) goes on to eventlet
+and the WSGI app unchanged, which serves a miss without asking the cache
+again.
 """
 
-import re
 import time
 from email.utils import formatdate
 
 from eventlet.wsgi import BROKEN_SOCK
 from nameko.web.server import HttpOnlyProtocol
 
-from servicekit.logs import new_correlation_id
+from .cache import encoded
+from .headers import Head, request_id
 
-from .cache import cache_key, etag_matches
-
-_SAFE_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Headers that call for eventlet's full handling.
 _NOT_PLAIN = frozenset((b"content-length", b"transfer-encoding", b"expect", b"upgrade"))
 _HEADERS_WE_READ = frozenset(
     (b"authorization", b"if-none-match", b"x-request-id", b"connection", b"origin")
 )
 _SUFFIX = b" HTTP/1.1\r\n"
+# Set in the environ of a request this path looked up and missed.
+MISSED = "localnews.cache_missed"
 
 
 class CachedReadProtocol(HttpOnlyProtocol):
     """nameko's HTTP protocol, answering read-cache hits itself."""
+
+    missed = False
 
     def finish(self):
         # The socket is only closed once its writer and reader both are. A
@@ -49,6 +51,12 @@ class CachedReadProtocol(HttpOnlyProtocol):
                     raise
         self.connection.close()
 
+    def get_environ(self, *args, **kwargs):
+        environ = super().get_environ(*args, **kwargs)
+        if self.missed:
+            environ[MISSED] = True
+        return environ
+
     def _read_request_line(self):
         # Called for each request of a keep-alive connection: hits are
         # answered here, and the next request line read, until one that is
@@ -59,15 +67,16 @@ class CachedReadProtocol(HttpOnlyProtocol):
                 return line
 
     def _answered_from_cache(self, line):
+        self.missed = False
         if line.startswith(b"GET "):
-            head = False
+            method = "GET"
         elif line.startswith(b"HEAD "):
-            head = True
+            method = "HEAD"
         else:
             return False
         if not line.endswith(_SUFFIX) or self.server.log_output:
             return False
-        target = line[5 if head else 4 : -len(_SUFFIX)]
+        target = line[len(method) + 1 : -len(_SUFFIX)]
         if not target.startswith(b"/") or b"%" in target or b" " in target:
             return False
         # The whole header block is already in the read buffer, or we leave.
@@ -85,33 +94,36 @@ class CachedReadProtocol(HttpOnlyProtocol):
         connection = headers.get(b"connection", b"").lower()
         if connection not in (b"", b"keep-alive"):
             return False
-        wsgi_app = self.server.app
-        if b"origin" in headers and wsgi_app.cors.enabled:
-            return False  # cross-origin headers are per request: the WSGI app adds them
 
         path, _, query = target.decode("latin-1").partition("?")
-        answer = wsgi_app.cache.lookup(cache_key(path, query), b"authorization" in headers)
-        if answer is None:
+        head = Head(
+            method,
+            path,
+            query,
+            headers.get(b"authorization"),
+            _text(headers.get(b"if-none-match")),
+            request_id(_text(headers.get(b"x-request-id"))),
+            _text(headers.get(b"origin")),
+        )
+        found = self.server.app.cached_answer(head)
+        if found is None:
+            self.missed = True
             return False
 
         self.rfile.read(consumed)
-        request_id = headers.get(b"x-request-id", b"")
-        if not _SAFE_REQUEST_ID.match(request_id):
-            request_id = new_correlation_id().encode()
-        etag = headers.get(b"if-none-match")
-        if etag is not None and etag_matches(etag.decode("latin-1"), answer.etag):
-            parts = [b"HTTP/1.1 304 Not Modified\r\n", answer.not_modified_head]
-            body = b""
-        else:
-            parts = [b"HTTP/1.1 200 OK\r\n", answer.head]
-            body = b"" if head else answer.body
-        parts += [b"X-Request-Id: ", request_id, b"\r\nDate: ", _http_date()]
+        hit, extra = found
+        parts = [b"HTTP/1.1 ", hit.status.encode(), b"\r\n", hit.head, encoded(extra)]
+        parts += [b"Date: ", _http_date()]
         if connection:
             parts.append(b"\r\nConnection: keep-alive")
-        parts += [b"\r\n\r\n", body]
+        parts += [b"\r\n\r\n", hit.body]
         self.wfile.write(b"".join(parts))
         self.wfile.flush()
         return True
+
+
+def _text(value):
+    return None if value is None else value.decode("latin-1")
 
 
 def _plain_headers(block):

@@ -34,15 +34,26 @@ from eventlet.queue import Empty, Full, LightQueue
 from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
 
-from articles.schemas import ArticleSchema
-from events.schemas import EventSchema
+from news.schemas import ArticleSchema, EventSchema
 from servicekit.errors import BadRequest
 from servicekit.metrics import REPORTED
 
+from .apidoc import Answer, Doc, Param
 from .errors import ServiceUnavailable
 from .http import http
 
 log = logging.getLogger(__name__)
+
+# On /metrics (feed clients hold no worker: counted only here).
+FEED_METRICS = REPORTED.kind(
+    "feed",
+    counters={
+        "changes": "Changes heard and sent on to the live feed's clients.",
+        "refused": "Feed connections refused at FEED_MAX_CLIENTS (503).",
+        "dropped": "Feed clients disconnected for falling behind.",
+    },
+    gauges={"clients": "Live feed clients connected."},
+)
 
 DEFAULTS = {
     "FEED_MAX_CLIENTS": 2000,
@@ -133,7 +144,7 @@ class FeedHub(SharedExtension):
         self.clients = set()
         self.seq = 0
         self.refused = self.dropped = 0
-        REPORTED.feeds.add(self)
+        FEED_METRICS.watch(self)
         _allow_descriptors(int(self.settings["FEED_MAX_CLIENTS"]) + SPARE_DESCRIPTORS)
 
     def stop(self):
@@ -247,8 +258,65 @@ def feed_types(request):
     return types
 
 
+# One message of the feed, as an event-stream parser reads it.
+FEED_MESSAGE = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "The change's `eventId`."},
+        "event": {
+            "type": "string",
+            "enum": [
+                *(f"{kind}_{change}" for kind in ("article", "event")
+                  for change in ("added", "updated", "deleted")),
+                "reset",
+            ],
+        },
+        "data": {"type": "string", "description": "The item as JSON; for `reset`, why."},
+        "retry": {"type": "integer", "description": "Milliseconds to wait before reconnecting."},
+    },
+}  # fmt: skip
+TYPES = Param(
+    "types",
+    "query",
+    {
+        "description": "Only these resources' changes: `articles`, `events`, or "
+        "`articles,events` (the default).",
+        "schema": {"type": "string", "pattern": r"^(articles|events)(,(articles|events))?$"},
+    },
+)
+LAST_EVENT_ID = Param(
+    "LastEventId",
+    "header",
+    {
+        "name": "Last-Event-ID",
+        "description": "The `id` of the last message a reconnecting client got "
+        "(browsers' EventSource sends it): every change after it follows, or a `reset` "
+        "message if this gateway no longer holds that change.",
+        "schema": {"type": "string"},
+    },
+)
+FEED_DOC = Doc(
+    "Every change of articles and events, as it happens",
+    "Feed",
+    {
+        200: Answer(
+            "A stream of server-sent events that stays open. Each change is "
+            "`id: <eventId>`, `event: <type>` (`article_added`, `article_updated`, "
+            "`article_deleted`, `event_added`, ...), `data: <the item as the public "
+            "sees it, as JSON; the deleted item for a delete>`. A comment line "
+            "keeps idle streams open; `retry:` says how soon to reconnect.",
+            content={"text/event-stream": {"schema": FEED_MESSAGE}},
+            headers=("Cache-Control",),
+        )
+    },
+    (400, (503, "The feed has all the clients it takes (`FEED_MAX_CLIENTS`).")),
+    params=(TYPES, LAST_EVENT_ID),
+    conditional=False,
+)
+
+
 class FeedRoutes:
-    @http("GET", "/api/feed")
+    @http("GET", "/api/feed", doc=FEED_DOC)
     def get_feed(self, request):
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         types = feed_types(request)

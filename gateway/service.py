@@ -6,13 +6,14 @@ contract's JSON errors.
 """
 
 from servicekit.base import ServiceBase
-from servicekit.config import SERVICE_NAMES, public_base_url
+from servicekit.config import public_base_url
 from servicekit.errors import ServiceError
 
 from . import articles, docs, events, feed, login, users
+from .apidoc import Answer, Doc, Schema
 from .authentication import Authenticator
 from .broadcast import broadcast
-from .cache import ReadCache
+from .cache import ReadCacheAccess
 from .errors import json_response
 from .feed import LiveFeed
 from .http import http
@@ -20,6 +21,29 @@ from .openapi import openapi_document
 from .rpc import ServiceRpc
 
 STATUS_WORDS = {"SERVICE_UNAVAILABLE": "unavailable", "GATEWAY_TIMEOUT": "timeout"}
+# What /health asks: every service the gateway calls (each a ``<name>_rpc``).
+HEALTH_OF = ("users", "auth", "articles", "events", "notification")
+
+_SERVICE_STATUS = {"type": "string", "enum": ["ok", "starting", "unavailable", "timeout", "error"]}
+HEALTH = Schema(
+    "Health",
+    {
+        "type": "object",
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "services": {
+                "type": "object",
+                "properties": dict.fromkeys(HEALTH_OF, _SERVICE_STATUS),
+                "required": list(HEALTH_OF),
+                "additionalProperties": False,
+                "description": "Per service: `ok`; `starting` (auth, until the seeded admin "
+                "can log in); `unavailable` (not running); `timeout`; `error`.",
+            },
+        },
+        "required": ["status", "services"],
+    },
+)
+READ = ("ETag", "Cache-Control")
 
 
 def _health_status(reply):
@@ -48,7 +72,7 @@ class GatewayService(
     name = "gateway"
 
     auth = Authenticator()
-    cache = ReadCache()
+    cache = ReadCacheAccess()
     live_feed = LiveFeed()
 
     articles_rpc = ServiceRpc("articles")
@@ -57,10 +81,23 @@ class GatewayService(
     auth_rpc = ServiceRpc("auth")
     notification_rpc = ServiceRpc("notification")
 
-    @http("GET", "/health")
+    @http(
+        "GET",
+        "/health",
+        doc=Doc(
+            "Health of every service",
+            "Operations",
+            {
+                200: Answer(
+                    "Every service is `ok` (auth: the seeded admin can log in).", HEALTH, READ
+                ),
+                503: Answer("A service is not `ok`: `status` is `degraded`.", HEALTH),
+            },
+        ),
+    )
     def health(self, request):
         # All asked at once: the answer takes one deadline, not five.
-        pending = {name: self._ask_health(name) for name in SERVICE_NAMES}
+        pending = {name: self._ask_health(name) for name in HEALTH_OF}
         services = {name: _health_status(reply) for name, reply in pending.items()}
         ok = all(status == "ok" for status in services.values())
         return json_response(
@@ -73,9 +110,23 @@ class GatewayService(
         except ServiceError as exc:
             return exc
 
-    @http("GET", "/api/openapi.json")
+    @http(
+        "GET",
+        "/api/openapi.json",
+        doc=Doc(
+            "This document",
+            "Documentation",
+            {
+                200: Answer(
+                    "The OpenAPI 3 document.",
+                    {"type": "object", "description": "An OpenAPI 3.0 document."},
+                    READ,
+                )
+            },
+        ),
+    )
     def openapi(self, request):
-        return json_response(openapi_document(public_base_url(self.config)))
+        return json_response(openapi_document(public_base_url(self.config), type(self)))
 
     # Every gateway copy hears every change (see gateway.broadcast), to keep
     # its read cache and its refused tokens right.
@@ -84,28 +135,28 @@ class GatewayService(
     @broadcast("articles", "article_updated")
     @broadcast("articles", "article_deleted")
     def on_article_changed(self, payload):
-        self.cache.invalidate("articles", _changed_id(payload))
+        self.cache.changed("articles", _changed_id(payload))
         self.live_feed.publish(payload)  # as the event this handler heard
 
     @broadcast("events", "event_added")
     @broadcast("events", "event_updated")
     @broadcast("events", "event_deleted")
     def on_event_changed(self, payload):
-        self.cache.invalidate("events", _changed_id(payload))
+        self.cache.changed("events", _changed_id(payload))
         self.live_feed.publish(payload)
 
     @broadcast("users", "user_added")
     def on_user_added(self, payload):
-        self.cache.invalidate("users", _changed_id(payload))
+        self.cache.changed("users", _changed_id(payload))
 
     @broadcast("users", "user_updated")
     def on_user_updated(self, payload):
-        self.cache.invalidate("users", _changed_id(payload))
+        self.cache.changed("users", _changed_id(payload))
         self.auth.user_updated(payload["data"]["id"], payload["data"]["role"])
 
     @broadcast("users", "user_deleted")
     def on_user_deleted(self, payload):
-        self.cache.invalidate("users", _changed_id(payload))
+        self.cache.changed("users", _changed_id(payload))
         self.auth.user_deleted(payload["data"]["id"])
 
 

@@ -8,7 +8,7 @@ from sqlalchemy.exc import OperationalError
 
 from gateway.service import GatewayService
 from servicekit.rpc import rpc
-from tests.conftest import eventually
+from tests.support import eventually
 
 
 class SlowUsers:

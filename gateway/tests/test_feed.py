@@ -15,10 +15,9 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 from nameko.testing.utils import get_extension
 
-from gateway.feed import _CLOSE, Change, Client, FeedHub
+from gateway.feed import _CLOSE, FEED_METRICS, Change, Client, FeedHub
 from gateway.service import GatewayService
 from gateway.tests.test_read_cache import FakeAuth
-from servicekit.metrics import FEED_COUNTERS, FEED_GAUGES, _families
 
 
 class Stream:
@@ -177,9 +176,7 @@ def test_clients_beyond_the_cap_get_503(gateway, feed, web_session):
     assert (refused.status_code, refused.json()["error"]) == (503, "SERVICE_UNAVAILABLE")
     assert hub.stats() == {"clients": 2, "changes": 0, "refused": 1, "dropped": 0}
     # What /metrics reports, from the same figures.
-    families = {
-        family.name: family for family in _families("feed", [hub], FEED_COUNTERS, FEED_GAUGES)
-    }
+    families = {family.name: family for family in FEED_METRICS.families([hub])}
     assert families["localnews_feed_clients"].samples[0].value == 2
     assert families["localnews_feed_refused"].samples[0].value == 1
 
