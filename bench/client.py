@@ -44,13 +44,21 @@ class Client:
         # Reads go out as the public's do (a cache may pass over authorised ones).
         if self.token and method != "GET":
             headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            self.connection.request(method, path, body, headers)
-            response = self.connection.getresponse()
-            data = response.read()
-        except (http.client.HTTPException, OSError):
-            self.connection.close()  # the next request connects again
-            raise
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, path, body, headers)
+                response = self.connection.getresponse()
+                data = response.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # A kept connection the gateway closed while idle (its idle
+                # timeout): connect again, as browsers and HTTP libraries do.
+                self.connection.close()
+                if attempt == 2:
+                    raise
+            except (http.client.HTTPException, OSError):
+                self.connection.close()  # the next request connects again
+                raise
         return Response(response.status, response.headers, json.loads(data) if data else None)
 
     def get(self, path):

@@ -142,6 +142,7 @@ class ResourceWords:
     access: dict  # "list", "get", "create", "update", "delete": Access
     conflict: dict  # "create", "update", "delete": when a 409 (None: the usual)
     read_headers: tuple = ()
+    list_errors: tuple = ()  # what else a list may answer (a search's 422)
 
     @property
     def a(self):
@@ -170,7 +171,7 @@ def resource_docs(r):
             f"List {r.plural}",
             tag,
             {200: page},
-            (400, *SERVICE_ERRORS),
+            (400, *r.list_errors, *SERVICE_ERRORS),
             r.access["list"],
             query=r.query,
         ),
@@ -210,7 +211,10 @@ def news_docs(plural, singular, views, query, access):
     item, new, update = views
     running = "A request with the same Idempotency-Key is still running."
     conflict = dict.fromkeys(("create", "update", "delete"), running)
-    words = ResourceWords(plural, singular, query, item, item, new, update, access, conflict)
+    words = ResourceWords(
+        plural, singular, query, item, item, new, update, access, conflict,
+        list_errors=((422, "A `q` of only exclusions: say what to look for."),),
+    )  # fmt: skip
     return resource_docs(words)
 
 
@@ -429,8 +433,9 @@ QUERY_NOTES = {
     "tag": "Only items with this tag.",
     "q": "A full-text search of the title (weighs most), description and body, with word "
     "forms (`bridges` finds `bridge`), read as a web search reads it: words, "
-    '"quoted phrases", `or`, `-word`. Best match first, newest among equals; '
-    "combines with the other filters.",
+    '"quoted phrases", `or`, `-word`. Best match first, newest among equals, among the '
+    "newest 1,000 matches (`SEARCH_MAX_MATCHES`); combines with the other filters. Only "
+    "exclusions (`-bridge`) is a 422.",
     "from": f"Events whose `eventDate` is this or later; after `to`, a 400. {INPUT_DATE}",
     "to": f"Events whose `eventDate` is this or earlier; a date alone includes that whole "
     f"day. {INPUT_DATE}",

@@ -24,8 +24,9 @@ is answered from the cache. Bounded by ``CACHE_MAX_ENTRIES`` and
 
 What the rest of the gateway calls, on :class:`ReadCache`:
 
-- ``answer(head)``: a hit, as stored bytes (or a 304), or ``None``; the fast
-  path (:mod:`gateway.fastpath`) and the WSGI app both ask it;
+- ``answer(head)``: a hit, as stored bytes (or a 304), or ``None``; the
+  server asks it of every request it reads (:mod:`gateway.server`), before
+  any WSGI or nameko machinery;
 - ``fill(head, route, call, item_id)``: a miss of a cached route: ``call()`` runs the
   worker; its 200 answer gets its ``ETag`` and caching headers, is kept when
   it may be, and comes back (or a 304);
@@ -38,6 +39,7 @@ import time
 import uuid
 from collections import OrderedDict
 from typing import NamedTuple
+from urllib.parse import parse_qsl
 
 from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
@@ -84,9 +86,22 @@ def not_modified_headers(headers):
     return [(name, value) for name, value in headers if name not in _NOT_IN_304]
 
 
-def cache_key(head):
-    """Where an answer is kept: its route path and query as sent."""
-    return head.path + "?" + head.query if head.query else head.path
+def cache_key(head, names=frozenset()):
+    """Where an answer is kept: the path the router matches, and the query
+    parameters the route reads (``names``), sorted; a parameter given twice
+    is ``None`` (the route refuses it: nothing to keep). Other parameters
+    (clients' cache-busters) are left out, and a path's own characters
+    (an encoded ``?``) never read as a query."""
+    if not names or not head.query:
+        return (head.path,)
+    pairs = [(name, value) for name, value in parse_qsl(head.query, True) if name in names]
+    if len({name for name, _ in pairs}) != len(pairs):
+        return None
+    return (head.path, *sorted(pairs))
+
+
+def key_bytes(key):
+    return len(key[0]) + sum(len(name) + len(value) for name, value in key[1:])
 
 
 def group_of(resource, item_id=None):
@@ -264,17 +279,34 @@ class ReadCache(SharedExtension):
             int(config.get("CACHE_MAX_BYTES", DEFAULT_MAX_BYTES)),
             float(config.get("CACHE_TTL_SECONDS", DEFAULT_TTL_SECONDS)),
         )
+        self.query_names = {}
         self.broadcasts.on_reconnect(self.answers.clear)
         CACHE_METRICS.watch(self)
 
     def stats(self):
         return self.answers.stats()
 
+    def learn(self, routes):
+        """The query parameters each cached list route reads (from its
+        documented query): only they make its key (the server calls this
+        when it starts)."""
+        self.query_names = {
+            route.url: frozenset(
+                f.data_key or name for name, f in route.doc.query().load_fields.items()
+            )
+            for route in routes
+            if route.cached and route.doc is not None and route.doc.query is not None
+        }
+
+    def key_of(self, head):
+        return cache_key(head, self.query_names.get(head.path, frozenset()))
+
     def answer(self, head):
         """A hit for ``head`` (a GET or HEAD), or ``None``."""
         if head.method not in READ_METHODS:
             return None
-        cached = self.answers.lookup(cache_key(head), head.authorized)
+        key = self.key_of(head)
+        cached = None if key is None else self.answers.lookup(key, head.authorized)
         return None if cached is None else cached.hit(head)
 
     def fill(self, head, route, call, item_id=None):
@@ -296,12 +328,12 @@ class ReadCache(SharedExtension):
             headers["Cache-Control"] = PUBLIC
         body = response.get_data()
         headers["ETag"] = etag_of(body)
-        if not (head.authorized and route.per_caller):
-            key = cache_key(head)
+        key = self.key_of(head)
+        if key is not None and not (head.authorized and route.per_caller):
             stored = [*headers.items(), *SECURITY_HEADERS, ("X-Cache", "hit")]
             answer = CachedAnswer(
                 body, headers["ETag"], stored, route.per_caller, group_of(resource, item_id),
-                key_bytes=len(key),
+                key_bytes=key_bytes(key),
             )  # fmt: skip
             self.answers.store(key, answer, generation)
         headers["X-Cache"] = "miss"

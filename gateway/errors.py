@@ -37,13 +37,20 @@ ERRORS = {
     "UNAUTHORIZED": ErrorKind(
         401,
         "Unauthorized",
-        "No token, a malformed `Authorization` header, a forged, expired or revoked token.",
+        "No token, a malformed `Authorization` header, a forged, expired or revoked token "
+        "(of a deleted user, or issued before the user's latest password or role change).",
     ),
     "INVALID_CREDENTIALS": ErrorKind(
         401, "LoginFailure", "A wrong email address or password (`POST /api/auth` only)."
     ),
     "FORBIDDEN": ErrorKind(403, "Forbidden", "A valid token without the right."),
     "NOT_FOUND": ErrorKind(404, "NotFound", "An unknown or malformed id, an unknown route."),
+    "REQUEST_TIMEOUT": ErrorKind(
+        408,
+        "RequestTimeout",
+        "A request's head did not arrive within 10 s of its first byte, or its body within "
+        "30 s of its head (any route); the connection is closed.",
+    ),
     "METHOD_NOT_ALLOWED": ErrorKind(
         405,
         "MethodNotAllowed",
@@ -56,7 +63,12 @@ ERRORS = {
         "A duplicate email address; the last admin losing its role or being deleted; a request "
         "with the same `Idempotency-Key` still running.",
     ),
-    "PAYLOAD_TOO_LARGE": ErrorKind(413, "PayloadTooLarge", "A body over 1 MiB (any route)."),
+    "PAYLOAD_TOO_LARGE": ErrorKind(
+        413,
+        "PayloadTooLarge",
+        "A body over 1 MiB (any route), or a value over a limit of the database itself.",
+    ),
+    "URI_TOO_LONG": ErrorKind(414, "UriTooLong", "A request line over 8 KiB (any route)."),
     "UNSUPPORTED_MEDIA_TYPE": ErrorKind(
         415,
         "UnsupportedMediaType",
@@ -65,21 +77,34 @@ ERRORS = {
     "VALIDATION_ERROR": ErrorKind(
         422,
         "ValidationError",
-        "A field breaks a rule or is unknown (`details` maps each field to its messages), "
-        "or the Idempotency-Key was used before with another request.",
+        "A field breaks a rule or is unknown (`details` maps each field to its messages); "
+        "the Idempotency-Key used before with another request; a `q` of only exclusions.",
     ),
     "TOO_MANY_REQUESTS": ErrorKind(
-        429, "TooManyRequests", "Too many failed logins; retry after `Retry-After` seconds."
+        429,
+        "TooManyRequests",
+        "Too many failed logins (for one account from one address, from one address, or for "
+        "one account from any); retry after `Retry-After` seconds.",
+    ),
+    "HEADERS_TOO_LARGE": ErrorKind(
+        431, "HeadersTooLarge", "Request headers over 64 KiB in all, or over 100 (any route)."
     ),
     "INTERNAL_ERROR": ErrorKind(500, "InternalError", "A bug: logged with its traceback."),
     "SERVICE_UNAVAILABLE": ErrorKind(
-        503, "ServiceUnavailable", "A service that the request needs is not running."
+        503,
+        "ServiceUnavailable",
+        "A service that the request needs is not running, or cannot reach its database, or a "
+        "read ran over its time limit; the gateway does not know the revoked tokens yet (a "
+        "route that needs a token); the gateway has all the connections it takes. With "
+        "`Retry-After`.",
     ),
     "GATEWAY_TIMEOUT": ErrorKind(
         504, "GatewayTimeout", "A service did not answer within the deadline."
     ),
 }
 STATUS_BY_CODE = {code: kind.status for code, kind in ERRORS.items()}
+# What a 503 asks the client to wait (with Retry-After) before trying again.
+RETRY_UNAVAILABLE_SECONDS = 1
 # The error answer of each status (the first code of a status: 401 is UNAUTHORIZED).
 CODE_BY_STATUS = {}
 for _code, _kind in ERRORS.items():
@@ -93,10 +118,6 @@ MESSAGES = {
 
 # SQLAlchemy's and psycopg2's names for a database that is down or away.
 UNREACHABLE_STORE_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
-
-
-class ServiceUnavailable(ServiceError):
-    code = "SERVICE_UNAVAILABLE"
 
 
 class GatewayTimeout(ServiceError):
@@ -129,6 +150,8 @@ def error_response(exc):
     else:
         log.error("unhandled error", exc_info=(type(exc), exc, exc.__traceback__))
         code, message, details = "INTERNAL_ERROR", "An unexpected error occurred.", {}
+    if code == "SERVICE_UNAVAILABLE":
+        headers.setdefault("Retry-After", str(RETRY_UNAVAILABLE_SECONDS))
     payload = {"error": code, "message": message, "details": details}
     if isinstance(exc, InvalidCredentials):
         # Login failures keep the original API's shape, plus the error fields.

@@ -6,7 +6,7 @@ from .apidoc import news_docs, news_views
 from .authorship import NEWS_ACCESS, authored_by_caller, checked_author, expected_author
 from .errors import json_response
 from .http import http
-from .requests import list_params, page_response, read_json, request_key
+from .requests import list_params, page_response, read_json
 
 DOCS = news_docs(
     "events",
@@ -30,14 +30,14 @@ class EventsRoutes:
     @http("POST", "/api/events", changes="events", doc=DOCS["create"])
     def create_event(self, request):
         caller, body = self.auth.caller(request), read_json(request)
-        key = request_key(request, caller, body)
+        key = self.request_keys.of(request, caller, body)
         event = self.events_rpc.create(authored_by_caller(caller, body), request_key=key)
         return json_response(event, 201, {"Location": f"/api/events/{event['id']}"})
 
     @http("PUT", "/api/events/<event_id>", changes="events", doc=DOCS["update"])
     def update_event(self, request, event_id):
         caller, body = self.auth.caller(request), read_json(request)
-        key = request_key(request, caller, body)
+        key = self.request_keys.of(request, caller, body)
         body = checked_author(caller, body)
         event = self.events_rpc.update(event_id, body, expected_author(caller), request_key=key)
         return json_response(event)
@@ -45,6 +45,6 @@ class EventsRoutes:
     @http("DELETE", "/api/events/<event_id>", changes="events", doc=DOCS["delete"])
     def delete_event(self, request, event_id):
         caller = self.auth.caller(request)
-        key = request_key(request, caller)
+        key = self.request_keys.of(request, caller)
         event = self.events_rpc.delete(event_id, expected_author(caller), request_key=key)
         return json_response(event)

@@ -15,9 +15,11 @@ delete, the deleted item). ``?types=articles,events`` narrows it.
   proxies from closing an idle stream; ``retry:`` says how soon to
   reconnect.
 - **Cost**: a client is a green thread and a small queue; its answer is
-  written by eventlet after the worker that opened it has returned, so it
-  holds no nameko worker. Beyond ``FEED_MAX_CLIENTS`` connections: 503. A
-  client too slow to keep up is disconnected; it reconnects and resumes.
+  written by the server after the worker that opened it has returned, so it
+  holds no nameko worker. Beyond ``FEED_MAX_CLIENTS`` connections, or
+  ``FEED_MAX_CLIENTS_PER_ADDRESS`` from one address: 503. A client that
+  leaves frees its slot as soon as its socket closes; one too slow to keep
+  up is disconnected (it reconnects and resumes).
 - **Order**: every gateway copy hears every change on its own queue, in the
   order each item's changes were committed (the outbox sends them so), and
   hands them on in that order.
@@ -35,12 +37,12 @@ from nameko.extensions import DependencyProvider, SharedExtension
 from werkzeug.wrappers import Response
 
 from news.schemas import ArticleSchema, EventSchema
-from servicekit.errors import BadRequest
+from servicekit.errors import BadRequest, ServiceUnavailable
 from servicekit.metrics import REPORTED
 
 from .apidoc import Answer, Doc, Param
-from .errors import ServiceUnavailable
 from .http import http
+from .server import CLIENT_GONE
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ FEED_METRICS = REPORTED.kind(
 
 DEFAULTS = {
     "FEED_MAX_CLIENTS": 2000,
+    "FEED_MAX_CLIENTS_PER_ADDRESS": 20,
     "FEED_REPLAY_SIZE": 1000,
     "FEED_REPLAY_SECONDS": 600,
     "FEED_HEARTBEAT_SECONDS": 15,
@@ -106,10 +109,11 @@ _CLOSE = object()  # in a client's queue: end its stream
 
 
 class Client:
-    __slots__ = ("behind", "queue", "types")
+    __slots__ = ("address", "behind", "queue", "types")
 
-    def __init__(self, types):
+    def __init__(self, types, address=None):
         self.types = types
+        self.address = address
         self.queue = LightQueue(CLIENT_QUEUE_SIZE)
         self.behind = False
 
@@ -177,13 +181,23 @@ class FeedHub(SharedExtension):
         for client in list(self.clients):
             client.offer(change)
 
-    def connect(self, types, last_event_id):
-        """The messages of a new client: a generator for eventlet to write."""
+    def connect(self, types, last_event_id, address=None, on_client_gone=None):
+        """The messages of a new client from ``address``: a generator for the
+        server to write. ``on_client_gone(callback)``: the server's way to say
+        that the client left, which frees its slot at once."""
         if len(self.clients) >= self.settings["FEED_MAX_CLIENTS"]:
             self.refused += 1
             raise ServiceUnavailable("The live feed has all the clients it takes; retry later.")
-        client = Client(types)
+        same_address = sum(1 for client in self.clients if client.address == address)
+        if address is not None and same_address >= self.settings["FEED_MAX_CLIENTS_PER_ADDRESS"]:
+            self.refused += 1
+            raise ServiceUnavailable(
+                "The live feed has all the clients it takes from your address; close one first."
+            )
+        client = Client(types, address)
         self.clients.add(client)  # first: nothing committed meanwhile is missed
+        if on_client_gone is not None:
+            on_client_gone(client.close)
         return self._messages(client, self._since(last_event_id, types))
 
     def _since(self, last_event_id, types):
@@ -324,7 +338,10 @@ class FeedRoutes:
             return Response(status=200, headers=headers, mimetype="text/event-stream")
         # An empty Last-Event-ID is none (as EventSource sends it before any id).
         last_event_id = request.headers.get("Last-Event-ID") or None
-        messages = self.live_feed.hub.connect(types, last_event_id)
-        # Each message leaves at once: eventlet would gather 4 KB before writing.
-        request.environ["eventlet.minimum_write_chunk_size"] = 0
+        messages = self.live_feed.hub.connect(
+            types,
+            last_event_id,
+            request.remote_addr,
+            request.environ.get(CLIENT_GONE),  # the server's: the client left
+        )
         return Response(messages, headers=headers, mimetype="text/event-stream")

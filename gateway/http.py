@@ -2,9 +2,10 @@
 
 nameko answers unknown routes, wrong methods and failed handlers with plain
 text; here every answer, including those made before a worker exists, goes
-through :func:`gateway.errors.error_response`. The WSGI app also enforces the
-1 MiB body limit, accepts a trailing slash on every route, gives each request
-a correlation id (``X-Request-Id``) and the usual security headers
+through :func:`gateway.errors.error_response`. Requests are read by the
+gateway's own server (:mod:`gateway.server`: strict HTTP/1.1, limits, read
+cache hits); the WSGI app accepts a trailing slash on every route, gives each
+request a correlation id (``X-Request-Id``) and the usual security headers
 (:mod:`gateway.headers`).
 
 A route says what it is to the read cache (:mod:`gateway.cache`):
@@ -19,28 +20,24 @@ Every other GET answer gets an ``ETag``; ``If-None-Match`` with it is a 304.
 """
 
 import logging
+import time
 from functools import partial
 
+import eventlet
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from servicekit.errors import ServiceError
 from servicekit.logs import CONTEXT_KEY, HTTP_CONNECTION
+from servicekit.metrics import REPORTED
 
+from . import server
 from .cache import NOT_STORED, ReadCache
 from .cors import Cors
 from .errors import error_response
-from .fastpath import CachedReadProtocol
 from .headers import READ_METHODS, REQUEST_ID_HEADER, SECURITY_HEADERS, Head
-
-MAX_BODY_BYTES = 1024 * 1024
-
-
-class GatewayRequest(Request):
-    # Reading a larger body raises 413, also for chunked uploads.
-    max_content_length = MAX_BODY_BYTES
 
 
 class GatewayWsgiApp(WsgiApp):
@@ -60,14 +57,11 @@ class GatewayWsgiApp(WsgiApp):
         return None if hit is None else (hit, self.per_request_headers(head))
 
     def __call__(self, environ, start_response):
-        head = Head.of(environ)
+        head = environ.get(server.HEAD) or Head.of(
+            environ
+        )  # the server's reading, when it made one
         environ["PATH_INFO"] = head.path  # a trailing slash is accepted everywhere
-        # The fast path looked this request up already (a miss) when it says so.
-        found = None if environ.get("localnews.cache_missed") else self.cached_answer(head)
-        if found is not None:
-            hit, extra = found
-            start_response(hit.status, [*hit.headers, *extra])
-            return [hit.body]
+        # The server asked the read cache before (gateway.server): a miss.
         response = self.answer(head, environ)
         headers = response.headers
         headers.setdefault("Cache-Control", NOT_STORED)
@@ -86,10 +80,8 @@ class GatewayWsgiApp(WsgiApp):
         preflight = self.cors.preflight(environ)
         if preflight is not None:
             return Response(status=204, headers=preflight)
-        request = GatewayRequest(environ, shallow=True)
+        request = Request(environ, shallow=True)
         try:
-            if (request.content_length or 0) > MAX_BODY_BYTES:
-                raise RequestEntityTooLarge()
             route, values = self.url_map.bind_to_environ(environ).match()
             request.path_values = values
             item_id = next(iter(values.values()), None)
@@ -106,27 +98,73 @@ class GatewayWsgiApp(WsgiApp):
             return error_response(exc)
 
 
+# On /metrics: connections are the server's, before any worker.
+HTTP_METRICS = REPORTED.kind(
+    "http",
+    counters={"refused": "Connections refused at GATEWAY_MAX_CONNECTIONS (503)."},
+    gauges={"connections": "Client connections open."},
+)
+
+
 class GatewayServer(WebServer):
+    """nameko's ``WebServer`` on the gateway's own HTTP/1.1 server
+    (:mod:`gateway.server`): one strict reading of every request, hits
+    answered before any WSGI call, connections capped and timed out."""
+
     read_cache = ReadCache()
 
-    def run(self):
-        # nameko's loop, with each connection's thread named for the logs.
-        while self._is_accepting:
-            sock, address = self._sock.accept()
-            sock.settimeout(self._serv.socket_timeout)
-            self.container.spawn_managed_thread(
-                partial(self.process_request, sock, address), identifier=HTTP_CONNECTION
-            )
+    def setup(self):
+        config = self.container.config
+        self.limits = {
+            key: float(config.get(key) or default) for key, default in server.DEFAULTS.items()
+        }
+        self.connections = {}  # Connection -> when accepted
+        self.refused = 0
+        HTTP_METRICS.watch(self)
+
+    def start(self):
+        if self._starting:
+            return
+        self._starting = True
+        self.capacity = server.max_connections(self.container.config)  # after every setup
+        self._sock = eventlet.listen(self.bind_addr)
+        self._sock.settimeout(None)
+        self.app = self.get_wsgi_app()
+        self.read_cache.learn(self._providers)
+        self.access_log = server.log.isEnabledFor(logging.INFO)
+        acceptor = server.Acceptor(self)
+        spawn = partial(self.container.spawn_managed_thread, identifier=HTTP_CONNECTION)
+        self._gt = self.container.spawn_managed_thread(lambda: acceptor.run(self._sock, spawn))
+        interval = server.reap_interval(self.limits)
+        self.container.spawn_managed_thread(lambda: server.reap(self.connections, interval))
+
+    def full(self):
+        if len(self.connections) < self.capacity:
+            return False
+        self.refused += 1
+        return True
+
+    def opened(self, sock, address):
+        connection = server.Connection(self, sock, address)
+        self.connections[connection] = time.monotonic()
+        return connection
+
+    def closed(self, connection):
+        self.connections.pop(connection, None)
+
+    def access(self, connection, incoming, status, size, started):
+        if self.access_log:
+            server.log.info(
+                '%s "%s %s HTTP/%s" %s %d %.6f', connection.address[0], incoming.method,
+                incoming.target.decode("latin-1"), incoming.version, status, size,
+                time.monotonic() - started,
+            )  # fmt: skip
+
+    def stats(self):
+        return {"connections": len(self.connections), "refused": self.refused}
 
     def get_wsgi_app(self):
         return GatewayWsgiApp(self)
-
-    def get_wsgi_server(self, sock, wsgi_app, protocol=CachedReadProtocol, **kwargs):
-        server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, **kwargs)
-        # eventlet formats an access-log line for every request before the
-        # logger's level is checked: only do it when the line will be shown.
-        server.log_output = server.log.isEnabledFor(logging.INFO)
-        return server
 
     def context_data_from_headers(self, request):
         # Travels with every RPC and event this request causes.

@@ -9,7 +9,8 @@ from nameko.exceptions import deserialize_to_instance
 
 
 class ServiceError(Exception):
-    """Base of every expected, client-caused error."""
+    """Base of every expected error: one the client caused, or a known
+    state of the service (:class:`ServiceUnavailable`); never a bug."""
 
     code = "BAD_REQUEST"
 
@@ -81,3 +82,18 @@ class TooManyRequests(ServiceError):
     @property
     def retry_after(self):
         return int(self.details.get("retryAfter", 1))
+
+
+@_register
+class PayloadTooLarge(ServiceError):
+    """More than the database can take (PostgreSQL's program limits, class 54)."""
+
+    code = "PAYLOAD_TOO_LARGE"
+
+
+@_register
+class ServiceUnavailable(ServiceError):
+    """The service runs but cannot serve now: its database is away, or a
+    query ran over its time limit. Try again later."""
+
+    code = "SERVICE_UNAVAILABLE"

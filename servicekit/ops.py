@@ -6,7 +6,9 @@ the gateway's too, answers on that port, on every interface:
 - ``GET /metrics``: Prometheus' text format (:mod:`servicekit.metrics`);
 - ``GET /livez``: 200 while the process runs (its event loop answers);
 - ``GET /readyz``: 200 once the service has started, the broker accepts a
-  connection and each of its databases answers; 503 with the reason else.
+  connection, each of its databases answers and no dependency says it
+  still waits (``waits_for()``: a reason, or ``""``); 503 with the reason
+  else.
 
 A service's ``health`` RPC is answered by any copy of it, through the
 broker; these answer for this process, which is what a probe needs.
@@ -68,6 +70,13 @@ class OpsPort(DependencyProvider):
         """Why this process should not get traffic yet, or ``""``."""
         if not self.container.started:
             return "starting"
+        for dependency in self.container.dependencies:
+            # A dependency may say what it still waits for (the gateway's
+            # authenticator: the revoked tokens).
+            waiting = getattr(dependency, "waits_for", None)
+            reason = waiting() if callable(waiting) else ""
+            if reason:
+                return f"not ready: {reason}"
         try:
             amqp_uri = self.container.config["AMQP_URI"]
             with (

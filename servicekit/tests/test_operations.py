@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ServiceRpcProxy
 from sqlalchemy import func, select
 
@@ -89,6 +90,33 @@ def test_readyz_says_why_while_the_database_is_away(kit_config, container_factor
     assert answer.status_code == 503
     assert answer.text.startswith("not ready: the database: database missing: ")
     assert "no_such_db" in answer.text
+
+
+class Waiting(DependencyProvider):
+    """A dependency that says what it still waits for, as the gateway's
+    authenticator does until it has loaded the revoked tokens."""
+
+    reason = "the weather"
+
+    def waits_for(self):
+        return self.reason
+
+
+class WaitingProbe(Probe):
+    waiting = Waiting()
+
+
+def test_readyz_reports_what_a_dependency_still_waits_for(kit_config, container_factory):
+    port = free_port()
+    container = container_factory(WaitingProbe, {**kit_config, "OPS_PORT": port})
+    container.start()
+    answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+    assert (answer.status_code, answer.text) == (503, "not ready: the weather\n")
+    Waiting.reason = ""
+    try:
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).text == "ready\n"
+    finally:
+        Waiting.reason = "the weather"
 
 
 def record(msg, name="nameko.containers", level=logging.WARNING, exc_info=None):
