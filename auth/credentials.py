@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.dialects.postgresql import insert
 
+from servicekit.db import utcnow
+
 from .models import Credential
 
 NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -14,7 +16,7 @@ def apply_user_event(session, event_type, data, occurred_at):
 
     Events may arrive late, twice or out of order (an update before its add):
     each field moves only forward in ``version`` (the user's ``updatedDate``),
-    and a delete is final.
+    the token generation only upwards, and a delete is final.
     """
     # Lock the user's row (creating a blank one first) so that two events
     # of one user are applied one after the other.
@@ -33,10 +35,13 @@ def apply_user_event(session, event_type, data, occurred_at):
     version = data["updatedDate"]
     if data["passwordHash"] and (version >= cred.version or cred.password_hash is None):
         cred.password_hash = data["passwordHash"]
+    generation = data["tokenGeneration"]  # None: an event from before generations
+    if generation is not None and generation > cred.token_generation:
+        cred.token_generation = generation
+        # Auth's clock, not the event's: until now it issued tokens of the old
+        # generation, and gateways must refuse those for a token's lifetime.
+        cred.tokens_valid_from = utcnow()
     if version > cred.version:
-        if cred.version != NEVER and cred.role != data["role"]:
-            # Tokens carrying the old role are refused from now on (gateway).
-            cred.tokens_valid_from = version
         cred.email = data["emailAddress"]
         cred.role = data["role"]
         cred.version = version

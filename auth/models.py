@@ -24,8 +24,12 @@ class Credential(Base):
     role = mapped_column(String(16), nullable=False, default="regular")
     password_hash = mapped_column(String(255), nullable=True)
     version = mapped_column(DateTime(timezone=True), nullable=False)
-    # When the role last changed (None: never). Gateways refuse tokens that
-    # carry the old role; `revocations` lists these users for them.
+    # The user's token generation (users: one more with each password or role
+    # change), put in every token as ``gen``; only ever moves forward.
+    token_generation = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # When auth learnt the current token_generation (None: it never moved).
+    # Gateways refuse tokens of an older generation; `revocations` lists the
+    # users whose generation moved within a token's lifetime.
     tokens_valid_from = mapped_column(DateTime(timezone=True), nullable=True)
     deleted_at = mapped_column(DateTime(timezone=True), nullable=True)
 
@@ -40,7 +44,8 @@ class Credential(Base):
 
 
 class LoginThrottle(Base):
-    """Failed logins per key (an account or a client address)."""
+    """Failed logins per key: an account from one client address, a client
+    address, an account from anywhere (see auth.throttle)."""
 
     __tablename__ = "login_throttle"
 

@@ -8,6 +8,13 @@ class LoginSchema(WireSchema):
     password = fields.String(required=True, validate=validate.Length(min=1, max=256))
 
 
+class LoginCallSchema(LoginSchema):
+    """The ``login`` RPC's arguments: the body, and the client's address
+    (from the gateway; a throttling key, so bounded)."""
+
+    client = fields.String(load_default=None, validate=validate.Length(min=1, max=64))
+
+
 class UserEventDataSchema(ReceivedEventSchema):
     """The part of a users event that auth keeps."""
 
@@ -16,6 +23,10 @@ class UserEventDataSchema(ReceivedEventSchema):
     role = fields.String(required=True)
     updatedDate = fields.AwareDateTime(required=True)
     passwordHash = fields.String(load_default=None)
+    # None: an event published before token generations existed.
+    tokenGeneration = fields.Integer(
+        load_default=None, strict=True, validate=validate.Range(min=0, max=2**31 - 1)
+    )
 
 
 class UserEventSchema(ReceivedEventSchema):
@@ -24,5 +35,5 @@ class UserEventSchema(ReceivedEventSchema):
     data = fields.Nested(UserEventDataSchema, required=True)
 
 
-login_schema = LoginSchema()
+login_call_schema = LoginCallSchema()
 user_event_schema = UserEventSchema()

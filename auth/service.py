@@ -24,7 +24,7 @@ from servicekit.tokens import issue_token
 from . import throttle
 from .credentials import apply_user_event
 from .models import Base, Credential, LoginThrottle, ProcessedEvent
-from .schemas import login_schema, user_event_schema
+from .schemas import login_call_schema, user_event_schema
 
 
 class AuthService(ServiceBase):
@@ -46,16 +46,17 @@ class AuthService(ServiceBase):
         """Check a password; return ``{"auth": True, "token", "expiresIn"}``.
 
         A wrong password and an unknown email fail alike. ``client`` (the
-        caller's address, from the gateway) is throttled with the account.
+        caller's address, from the gateway) is throttled with the account
+        (see auth.throttle).
         """
-        sent = {"emailAddress": email_address, "password": password}
+        sent = {"emailAddress": email_address, "password": password, "client": client}
         # A field not given is missing (not null): one message everywhere.
         fields = load(
-            login_schema, {key: value for key, value in sent.items() if value is not None}
+            login_call_schema, {key: value for key, value in sent.items() if value is not None}
         )
         session = self.db.session
         now = utcnow()
-        keys = throttle.throttle_keys(fields["emailAddress"], client)
+        keys = throttle.throttle_keys(fields["emailAddress"], fields["client"])
         throttle.check_not_blocked(session, keys, now)
         cred = session.scalar(
             select(Credential).where(
@@ -67,7 +68,7 @@ class AuthService(ServiceBase):
             throttle.record_failure(session, keys, now)
             session.commit()
             raise InvalidCredentials("Wrong email address or password.")
-        throttle.clear_account(session, keys)
+        throttle.clear_pair(session, keys)
         session.commit()
         ttl = int(self.config["JWT_TTL_SECONDS"])
         token = issue_token(
@@ -75,6 +76,7 @@ class AuthService(ServiceBase):
             user_id=cred.user_id,
             email=cred.email,
             role=cred.role,
+            generation=cred.token_generation,
             ttl_seconds=ttl,
         )
         return {"auth": True, "token": token, "expiresIn": ttl}
@@ -83,23 +85,24 @@ class AuthService(ServiceBase):
     def revocations(self):
         """What a starting gateway needs to refuse stale tokens.
 
-        ``{"deleted": [user ids], "roles": {user id: role}}``: the users
-        deleted, and the current role of every user whose role changed,
-        within the last ``JWT_TTL_SECONDS`` (tokens from before have expired).
+        ``{"deleted": [user ids], "generations": {user id: generation}}``: the
+        users deleted, and the current token generation of every user whose
+        generation moved (a password or role change), within the last
+        ``JWT_TTL_SECONDS`` (tokens from before have expired).
         """
         since = utcnow() - timedelta(seconds=int(self.config["JWT_TTL_SECONDS"]))
         rows = self.db.reads.execute(
-            select(Credential.user_id, Credential.deleted_at, Credential.role).where(
+            select(Credential.user_id, Credential.deleted_at, Credential.token_generation).where(
                 (Credential.deleted_at > since) | (Credential.tokens_valid_from > since)
             )
         )
-        deleted, roles = [], {}
-        for user_id, deleted_at, role in rows:
+        deleted, generations = [], {}
+        for user_id, deleted_at, generation in rows:
             if deleted_at is not None:
                 deleted.append(str(user_id))
             else:
-                roles[str(user_id)] = role
-        return {"deleted": deleted, "roles": roles}
+                generations[str(user_id)] = generation
+        return {"deleted": deleted, "generations": generations}
 
     @retrying_event_handler("users", "user_added")
     def on_user_added(self, payload):

@@ -1,8 +1,19 @@
 """Login throttling, shared by every auth replica through its database.
 
-Failures are counted per key (the account's email and the client's address)
-in a sliding window. Past the limit the key is blocked, for a time that
-doubles with each further failure, up to ``MAX_BLOCK``.
+Failures are counted per key in a window of ``WINDOW`` from a key's first
+failure. A key reaching its limit is blocked for ``FIRST_BLOCK``, doubled
+with each further failure up to ``MAX_BLOCK``. Three keys count each failure:
+
+- ``pair``: one account from one client address, 5. This is what stops a
+  guesser; the owner, at another address, can still log in.
+- ``client``: one client address, over every account, 20: one address
+  guessing many accounts.
+- ``account``: one account from any address, 100: many addresses guessing
+  one account. This one blocks the owner too, so it is set far above what a
+  person mistyping reaches.
+
+A successful login clears its pair's count only: the other two count what
+others did.
 """
 
 import math
@@ -18,11 +29,16 @@ from .models import LoginThrottle
 WINDOW = timedelta(minutes=15)
 FIRST_BLOCK = timedelta(seconds=30)
 MAX_BLOCK = timedelta(minutes=15)
-LIMITS = {"account": 5, "client": 20}
+LIMITS = {"pair": 5, "client": 20, "account": 100}
+# Doublings after which FIRST_BLOCK exceeds MAX_BLOCK.
+_DOUBLINGS = math.ceil(math.log2(MAX_BLOCK / FIRST_BLOCK))
 
 
 def throttle_keys(email, client):
-    keys = {"account": f"account:{email.lower()}"}
+    """The keys a login for ``email`` from ``client`` counts against. Without
+    a client address (an RPC from ``nameko shell``), those callers share one."""
+    account = email.lower()
+    keys = {"pair": f"pair:{client or ''}\n{account}", "account": f"account:{account}"}
     if client:
         keys["client"] = f"client:{client}"
     return keys
@@ -44,9 +60,9 @@ def check_not_blocked(session, keys, now):
 
 
 def record_failure(session, keys, now):
+    table = LoginThrottle.__table__
+    window_expired = table.c.window_started_at < now - WINDOW
     for kind, key in keys.items():
-        table = LoginThrottle.__table__
-        window_expired = table.c.window_started_at < now - WINDOW
         stmt = insert(LoginThrottle).values(key=key, failures=1, window_started_at=now)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.key],
@@ -58,10 +74,11 @@ def record_failure(session, keys, now):
         failures = session.execute(stmt).scalar_one()
         excess = failures - LIMITS[kind]
         if excess >= 0:
-            block = min(FIRST_BLOCK * 2**excess, MAX_BLOCK)
+            # The exponent bounded: many failures at once must not overflow.
+            block = min(FIRST_BLOCK * 2 ** min(excess, _DOUBLINGS), MAX_BLOCK)
             row = session.get(LoginThrottle, key)
             row.blocked_until = now + block
 
 
-def clear_account(session, keys):
-    session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys["account"]))
+def clear_pair(session, keys):
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == keys["pair"]))

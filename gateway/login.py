@@ -50,8 +50,10 @@ class LoginRoutes:
             },
             (*BODY_ERRORS, 429, *SERVICE_ERRORS),
             body=LOGIN,
-            description="Five failed logins for one account within 15 minutes (or twenty "
-            "from one address) block further tries for a while: 429.",
+            description="Failed logins within 15 minutes block further tries for a while "
+            "(429): five for one account from one address block that account from that "
+            "address only; twenty from one address block that address; a hundred for one "
+            "account, from any addresses, block that account everywhere.",
         ),
     )
     def login(self, request):

@@ -7,10 +7,13 @@ and UTF-8 cannot store. Each is a 4xx that says what and where.
 """
 
 import hashlib
+import hmac
 import json
 import re
 import uuid
 from urllib.parse import urlencode
+
+from nameko.extensions import DependencyProvider
 
 from servicekit.errors import BadRequest, UnsupportedMediaType
 
@@ -73,31 +76,70 @@ def check_storable(value, path="", depth=1):
             check_storable(item, f"{path}[{index}]", depth + 1)
 
 
-def request_key(request, caller, body=None):
-    """The ``request_key`` a write RPC takes (servicekit.request_keys).
+class RequestFingerprints:
+    """What tells two requests with one ``Idempotency-Key`` apart: an
+    HMAC-SHA256 of the method, the path and the body (as JSON, so spacing
+    and key order do not matter) without its ``password`` field.
 
-    With an ``Idempotency-Key`` header: that key, kept 24 h, and a
-    fingerprint of the method, path and body (as JSON, so spacing and key
-    order do not matter). Without one: a key of the gateway's own, so that a
+    Keyed, and blind to passwords, because the fingerprint is stored with
+    the answer in the service's database: whoever reads that table learns
+    nothing of a password, and cannot test guesses without the gateway's
+    secret. So a repeat that differs from the first request only in its
+    password is the same request (it gets the first answer).
+    """
+
+    LABEL = b"idempotency-key fingerprints"
+
+    def __init__(self, secret):
+        # A key of its own, derived from the secret under its own label.
+        self._key = hmac.new(_bytes(secret), self.LABEL, hashlib.sha256).digest()
+
+    def __repr__(self):  # never the key, in a log line or a traceback
+        return f"{type(self).__name__}(...)"
+
+    def of(self, method, path, body):
+        if isinstance(body, dict):
+            body = {name: value for name, value in body.items() if name != "password"}
+        request_text = json.dumps([method, path, body], sort_keys=True)
+        return hmac.new(self._key, request_text.encode(), hashlib.sha256).hexdigest()
+
+
+def _bytes(secret):
+    return secret if isinstance(secret, bytes) else str(secret).encode()
+
+
+class RequestKeys(DependencyProvider):
+    """``self.request_keys.of(request, caller, body)``: the ``request_key`` a
+    write RPC takes (servicekit.request_keys).
+
+    With an ``Idempotency-Key`` header: that key, kept 24 h, and the
+    request's fingerprint (:class:`RequestFingerprints`, keyed with the
+    gateway's secret). Without one: a key of the gateway's own, so that a
     request redelivered inside the services still acts once.
     """
-    sent = request.headers.get(IDEMPOTENCY_HEADER)
-    if sent is None:
-        own = f"gateway:{uuid.uuid4().hex}"
-        return {"caller": caller.user_id, "key": own, "seconds": OWN_KEY_SECONDS}
-    if not _IDEMPOTENCY_KEY.match(sent):
-        raise BadRequest(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters.",
-            {IDEMPOTENCY_HEADER: ["Not a valid key."]},
-        )
-    request_text = json.dumps([request.method, request.path, body], sort_keys=True)
-    fingerprint = hashlib.sha256(request_text.encode()).hexdigest()
-    return {
-        "caller": caller.user_id,
-        "key": sent,
-        "fingerprint": fingerprint,
-        "seconds": CLIENT_KEY_SECONDS,
-    }
+
+    def setup(self):
+        self.fingerprints = RequestFingerprints(self.container.config["JWT_SECRET"])
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def of(self, request, caller, body=None):
+        sent = request.headers.get(IDEMPOTENCY_HEADER)
+        if sent is None:
+            own = f"gateway:{uuid.uuid4().hex}"
+            return {"caller": caller.user_id, "key": own, "seconds": OWN_KEY_SECONDS}
+        if not _IDEMPOTENCY_KEY.match(sent):
+            raise BadRequest(
+                "Idempotency-Key must be 1 to 255 printable ASCII characters.",
+                {IDEMPOTENCY_HEADER: ["Not a valid key."]},
+            )
+        return {
+            "caller": caller.user_id,
+            "key": sent,
+            "fingerprint": self.fingerprints.of(request.method, request.path, body),
+            "seconds": CLIENT_KEY_SECONDS,
+        }
 
 
 def list_params(request, *names):

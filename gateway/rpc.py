@@ -24,10 +24,11 @@ from kombu import Connection
 from nameko.extensions import DependencyProvider, SharedExtension
 from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy
 
+from servicekit.errors import ServiceUnavailable
 from servicekit.logs import Trouble
 from servicekit.rpc import PromptReplyListener, RequestPublisher
 
-from .errors import GatewayTimeout, ServiceUnavailable
+from .errors import GatewayTimeout
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from .apidoc import Answer, Doc, Schema
 from .authentication import Authenticator
 from .broadcast import broadcast
 from .cache import ReadCacheAccess
-from .errors import json_response
+from .errors import GatewayTimeout, json_response
 from .feed import LiveFeed
 from .http import http
 from .openapi import openapi_document
+from .requests import RequestKeys
 from .rpc import ServiceRpc
 
 STATUS_WORDS = {"SERVICE_UNAVAILABLE": "unavailable", "GATEWAY_TIMEOUT": "timeout"}
@@ -47,13 +48,16 @@ READ = ("ETag", "Cache-Control")
 
 
 def _health_status(reply):
+    """A service's word on /health: refused before the call (not running),
+    the deadline passed, or what it answered; an answer that is a failure
+    (its database away, say) is ``error``."""
+    if isinstance(reply, ServiceError):
+        return STATUS_WORDS.get(reply.code, "error")
     try:
-        if isinstance(reply, Exception):
-            raise reply
         return reply.result()
-    except ServiceError as exc:
-        return STATUS_WORDS.get(exc.code, "error")
-    except Exception:  # the service answered with a failure (its database?)
+    except GatewayTimeout:
+        return "timeout"
+    except Exception:
         return "error"
 
 
@@ -73,6 +77,7 @@ class GatewayService(
 
     auth = Authenticator()
     cache = ReadCacheAccess()
+    request_keys = RequestKeys()
     live_feed = LiveFeed()
 
     articles_rpc = ServiceRpc("articles")
@@ -152,7 +157,10 @@ class GatewayService(
     @broadcast("users", "user_updated")
     def on_user_updated(self, payload):
         self.cache.changed("users", _changed_id(payload))
-        self.auth.user_updated(payload["data"]["id"], payload["data"]["role"])
+        data = payload["data"]
+        # Tokens of an older generation are refused from now on. (An event
+        # published before generations existed has none: 0 refuses nothing.)
+        self.auth.user_updated(data["id"], data.get("tokenGeneration", 0))
 
     @broadcast("users", "user_deleted")
     def on_user_deleted(self, payload):

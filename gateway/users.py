@@ -16,7 +16,7 @@ from .apidoc import (
 )
 from .errors import json_response
 from .http import http
-from .requests import list_params, page_response, read_json, request_key
+from .requests import list_params, page_response, read_json
 
 _META = {
     "type": "object",
@@ -65,8 +65,9 @@ DOCS = resource_docs(
             "UserUpdate",
             UserSchema,
             "A change of a user: only the fields sent change (a new `password` is stored "
-            f"like on create). Server-owned fields ({_IGNORED}) are ignored; any other unknown "
-            "field is a 422.",
+            "like on create). A `password` sent, or a `role` changed, ends every token the "
+            "user was given before: the user logs in again. Server-owned fields "
+            f"({_IGNORED}) are ignored; any other unknown field is a 422.",
             partial=True,
             notes=(_ROLE,),
         ),
@@ -119,7 +120,7 @@ class UsersRoutes:
     @http("POST", "/api/users", changes="users", doc=DOCS["create"])
     def create_user(self, request):
         caller, body = self.auth.admin(request), read_json(request)
-        user = self.users_rpc.create(body, request_key=request_key(request, caller, body))
+        user = self.users_rpc.create(body, request_key=self.request_keys.of(request, caller, body))
         return json_response(user, 201, {"Location": f"/api/users/{user['id']}"})
 
     @http("PUT", "/api/users/<user_id>", changes="users", doc=DOCS["update"])
@@ -131,11 +132,13 @@ class UsersRoutes:
                 raise Forbidden("Only an admin or the user itself may change a user.")
             if "role" in body:
                 raise Forbidden("Only an admin may change a role.")
-        user = self.users_rpc.update(user_id, body, request_key=request_key(request, caller, body))
+        user = self.users_rpc.update(
+            user_id, body, request_key=self.request_keys.of(request, caller, body)
+        )
         return json_response(user)
 
     @http("DELETE", "/api/users/<user_id>", changes="users", doc=DOCS["delete"])
     def delete_user(self, request, user_id):
         caller = self.auth.admin(request)
-        user = self.users_rpc.delete(user_id, request_key=request_key(request, caller))
+        user = self.users_rpc.delete(user_id, request_key=self.request_keys.of(request, caller))
         return json_response(user)

@@ -61,8 +61,13 @@ def test_user_lifecycle_password_change_and_delete(
     assert response.status_code == 200, response.text
     changed_at = datetime.fromisoformat(response.json()["updatedDate"])
     wait_for_credentials(email, lambda credential: credential.version >= changed_at, timeout=1)
-    assert login(web_session, email, "second password").status_code == 200
     assert login(web_session, email, "first password").status_code == 401
+    new_login = login(web_session, email, "second password")
+    assert new_login.status_code == 200
+    # The password change ended the tokens issued before it; the new one works.
+    eventually(lambda: token_refused(web_session, user["id"], token), timeout=1)
+    new_token = new_login.json()["token"]
+    assert not token_refused(web_session, user["id"], new_token)
 
     # Deleted: its login and its token are refused within the second.
     response = web_session.delete(f"/api/users/{user['id']}", headers=bearer(admin_token))
@@ -70,7 +75,7 @@ def test_user_lifecycle_password_change_and_delete(
     assert response.json()["id"] == user["id"]
     wait_for_credentials(email, lambda credential: credential.deleted_at is not None, timeout=1)
     assert login(web_session, email, "second password").status_code == 401
-    eventually(lambda: token_refused(web_session, user["id"], token), timeout=1)
+    eventually(lambda: token_refused(web_session, user["id"], new_token), timeout=1)
 
 
 def test_email_is_private_to_admin_and_self(web_session, admin_token, make_user):
@@ -111,7 +116,7 @@ def test_access_rules_for_user_writes(web_session, admin_token, make_user):
         f"/api/users/{user['id']}", json={"role": "admin"}, headers=bearer(admin_token)
     )
     assert promoted.json()["role"] == "admin"
-    # The token still says "regular": refused once the gateway hears of the change.
+    # A role change ends the user's tokens: refused once the gateway hears of it.
     eventually(lambda: token_refused(web_session, user["id"], token), timeout=1)
 
 
@@ -149,7 +154,7 @@ def test_login_errors(web_session, stack):
     assert "password" in missing.json()["details"]
 
 
-def test_repeated_failed_logins_are_throttled(web_session, stack):
+def test_repeated_failed_logins_from_one_address_are_throttled(web_session, stack):
     statuses = [login(web_session, "victim@example.com", "guess").status_code for _ in range(6)]
     assert statuses[:5] == [401] * 5
     assert statuses[5] == 429

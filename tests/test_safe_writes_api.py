@@ -1,5 +1,7 @@
 """Writes through the gateway that must act once, or not at all."""
 
+import hashlib
+import json
 import threading
 import uuid
 
@@ -13,6 +15,8 @@ from servicekit.errors import ValidationError
 from servicekit.tokens import verify_token
 from tests.conftest import bearer
 from tests.test_content_api import ARTICLE
+from users.models import RequestKey as UserRequestKey
+from users.models import User
 
 
 def keyed(token, key):
@@ -44,6 +48,41 @@ def test_a_repeat_with_the_same_key_answers_the_first_answer_and_acts_once(
     )
     assert (other.status_code, other.json()["error"]) == (422, "VALIDATION_ERROR")
     assert "Idempotency-Key" in other.json()["details"]
+
+
+def test_a_key_fingerprint_is_keyed_and_blind_to_the_password(web_session, admin_token, db_session):
+    key = f"new-user-{uuid.uuid4()}"
+    body = {
+        "firstName": "Kay",
+        "lastName": "Ed",
+        "emailAddress": f"kay-{uuid.uuid4().hex}@example.com",
+        "password": "a guessable password",
+    }
+    first = web_session.post("/api/users", json=body, headers=keyed(admin_token, key))
+    assert first.status_code == 201, first.text
+
+    users = db_session("users")
+    stored = users.scalar(select(UserRequestKey.fingerprint).where(UserRequestKey.key == key))
+    # Whoever reads the table cannot test password guesses against it.
+    for plain in (
+        json.dumps(["POST", "/api/users", body], sort_keys=True),
+        json.dumps(body, sort_keys=True),
+    ):
+        assert stored != hashlib.sha256(plain.encode()).hexdigest()
+
+    # A repeat that differs only in its password is the same request: the
+    # first answer, nothing done again, the same fingerprint.
+    repeat = {**body, "password": "another password"}
+    again = web_session.post("/api/users", json=repeat, headers=keyed(admin_token, key))
+    assert (again.status_code, again.json()) == (201, first.json())
+    users.rollback()  # a fresh snapshot
+    assert users.scalar(select(func.count()).where(User.email_address == body["emailAddress"])) == 1
+    assert users.scalar(select(UserRequestKey.fingerprint).where(UserRequestKey.key == key)) == (
+        stored
+    )
+    other = {**body, "firstName": "Other"}
+    refused = web_session.post("/api/users", json=other, headers=keyed(admin_token, key))
+    assert (refused.status_code, refused.json()["error"]) == (422, "VALIDATION_ERROR")
 
 
 def test_keys_belong_to_their_caller(web_session, make_user):

@@ -23,6 +23,9 @@ class User(Base):
     images_uid = mapped_column(ARRAY(String), nullable=False, default=list)
     likes = mapped_column(Integer, nullable=False, default=0)
     password_hash = mapped_column(String(255), nullable=False)
+    # One more with each password or role change: tokens issued before carry
+    # a lower generation, and gateways refuse them (see users.service.update).
+    token_generation = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at = timestamp_column()
     updated_at = timestamp_column()
 

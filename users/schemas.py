@@ -33,8 +33,11 @@ user_schema = UserSchema()
 
 
 def user_event_data(user, with_password_hash=True):
-    """``data`` of a users event: the admin view, plus the hash when it is news."""
+    """``data`` of a users event: the admin view, plus what only services
+    see: ``tokenGeneration`` always, the hash when it is news. Neither is in
+    any API answer."""
     data = user_schema.dump(user)
+    data["tokenGeneration"] = user.token_generation
     if with_password_hash:
         data["passwordHash"] = user.password_hash
     return data

@@ -86,7 +86,9 @@ class UsersService(ServiceBase):
     @writes
     def update(self, user_id, payload):
         """Change only the fields sent; a new password is hashed here. The
-        last admin keeps its role (``Conflict``)."""
+        last admin keeps its role (``Conflict``). A password sent or a role
+        changed moves the user's token generation on: every token issued
+        before is refused from then on."""
         session = self.change.session
         fields = load(user_schema, payload, partial=True)
         admins = _lock_admins(session) if fields.get("role", "admin") != "admin" else ()
@@ -94,6 +96,9 @@ class UsersService(ServiceBase):
         if user.role == "admin" and admins == [user.id]:
             raise _last_admin("lose the admin role")
         password = fields.pop("password", None)
+        if password is not None or fields.get("role", user.role) != user.role:
+            # Under the row lock: concurrent changes of one user count each.
+            user.token_generation += 1
         for name, value in fields.items():
             setattr(user, name, value)
         if password is not None:

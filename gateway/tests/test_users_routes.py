@@ -59,7 +59,9 @@ def test_user_updates_itself_and_admin_updates_anyone(gateway):
     as_caller(gateway, "u9", "admin")
     assert gateway.update_user(request("PUT", {"role": "admin"}), "u1").status_code == 200
     (user_id, body), kwargs = gateway.users_rpc.update.call_args
-    assert (user_id, body, kwargs["request_key"]["caller"]) == ("u1", {"role": "admin"}, "u9")
+    assert (user_id, body) == ("u1", {"role": "admin"})
+    (_, caller, _), _ = gateway.request_keys.of.call_args  # the key is the admin's
+    assert kwargs["request_key"] is gateway.request_keys.of.return_value and caller.user_id == "u9"
 
 
 def test_create_answers_201_with_location(gateway):

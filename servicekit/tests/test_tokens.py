@@ -51,3 +51,22 @@ def test_alg_none_is_refused():
     unsigned = f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
     with pytest.raises(InvalidToken):
         verify_token(SECRET, unsigned)
+
+
+def test_a_token_carries_the_users_token_generation():
+    assert verify_token(SECRET, make(generation=3))["gen"] == 3
+    assert verify_token(SECRET, make())["gen"] == 0
+
+
+def test_a_token_without_gen_from_before_generations_counts_as_generation_0():
+    now = int(time.time())
+    claims = {"sub": "u1", "email": "a@b.c", "role": "regular", "iat": now, "exp": now + 60}
+    assert verify_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"))["gen"] == 0
+
+
+@pytest.mark.parametrize("generation", [-1, "2", 1.5, True, None])
+def test_a_gen_that_is_no_generation_is_refused(generation):
+    now = int(time.time())
+    claims = {"sub": "u1", "role": "regular", "gen": generation, "iat": now, "exp": now + 60}
+    with pytest.raises(InvalidToken):
+        verify_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"))

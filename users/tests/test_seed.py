@@ -24,6 +24,7 @@ def test_concurrent_seeds_create_one_admin_and_one_event(db_session):
     assert [event.event_type for event in events] == ["user_added"]
     assert events[0].payload["data"]["role"] == "admin"
     assert "passwordHash" in events[0].payload["data"]
+    assert events[0].payload["data"]["tokenGeneration"] == 0
     # A second start with another address or password changes nothing.
     with Session(engine) as other:
         assert seed_admin(other, "admin@example.com", "something else") is False

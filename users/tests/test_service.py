@@ -114,3 +114,27 @@ def test_updated_date_only_moves_forward_even_with_a_clock_that_lags(users, monk
     first = users.update(created["id"], {"firstName": "Ada"})
     second = users.update(created["id"], {"firstName": "Augusta"})
     assert created["updatedDate"] < first["updatedDate"] < second["updatedDate"]
+
+
+def test_a_password_or_role_change_moves_the_token_generation_on_in_its_event(users, db_session):
+    created = users.create(NEW_USER)
+    changes = [
+        ({"lastName": "King"}, 0),  # neither: tokens stay good
+        ({"password": "another horse"}, 1),
+        ({"password": "another horse"}, 2),  # a password sent is a password change
+        ({"role": "admin"}, 3),
+        ({"role": "admin", "description": "Same role"}, 3),
+        ({"role": "regular"}, 4),
+    ]
+    for change, _ in changes:
+        answer = users.update(created["id"], change)
+        assert "tokenGeneration" not in answer  # services only, never an API answer
+
+    session = db_session("users")
+    user = session.get(User, created["id"])
+    assert user.token_generation == 4
+    events = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+    data = [e.payload["data"] for e in events if e.payload["data"]["id"] == created["id"]]
+    assert [d["tokenGeneration"] for d in data] == [0] + [generation for _, generation in changes]
+    assert "tokenGeneration" not in users.get(created["id"])
+    assert "tokenGeneration" not in users.list()["items"][0]
