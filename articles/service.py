@@ -7,7 +7,7 @@ articles share with events lives in the ``news`` package.
 
 from news.items import NewsItems
 from news.schemas import ArticleSchema
-from news.search import SearchLanguage
+from news.search import Search
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.pagination import CursorKey
@@ -25,7 +25,7 @@ class ArticlesService(ServiceBase):
     db = Database(Base)
     change = Changes(OutboxMessage, RequestKey)
     cursor_key = CursorKey()
-    search_language = SearchLanguage(Article)
+    search = Search(Article)
 
     @rpc
     @writes
@@ -40,14 +40,15 @@ class ArticlesService(ServiceBase):
     @rpc
     def list(self, limit=None, cursor=None, **filters):
         """``{"items": [...], "nextCursor": ...}``, newest first; ``filters``:
-        ``tag``, ``q`` (a full-text search: best match first); another name is a
-        ``BadRequest`` naming it."""
+        ``tag``, ``q`` (a full-text search: best match first, of the newest
+        ``SEARCH_MAX_MATCHES`` matches); another name is a ``BadRequest``
+        naming it, a ``q`` of only exclusions a ``ValidationError``."""
         params = {"limit": limit, "cursor": cursor, **filters}
         return article_items.list(
             self.db.reads,
             params,
             secret=self.cursor_key,
-            language=self.search_language,
+            search=self.search,
         )
 
     @rpc

@@ -38,6 +38,10 @@ target is; rows without a target are there to explain the others.
   sequential requests on the cache-off gateway), each taking turns with a
   read of another article by id there (``read_cold``'s request); the notes
   name the plan's scans (the GIN index), the JSON has the whole plan.
+- ``search_common``: the same for a word that one row in ten has (100,000
+  of 1,000,000), with other reads by id: a search ranks only the newest
+  ``SEARCH_MAX_MATCHES`` matches (1,000), so its p99 is held against
+  ``read_cold``'s p50 taken in turn with it.
 - ``feed_idle``: idle clients of the live feed (``GET /api/feed``) held by
   one gateway process, ``gateway_feed``, alone on ``--feed-port``: connected,
   past the 200 and the ``retry:`` line, and still there after the round's
@@ -75,13 +79,14 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from news.search import DEFAULT_LANGUAGE, DEFAULT_MAX_MATCHES, SearchSettings
 from servicekit.config import database_url, load_config
 from servicekit.pagination import cursor_key
 from tools.bootstrap import reach_broker, reach_postgres
 
 from . import load, measures, report
 from .client import Client, client_on_copy
-from .data import RARE_WORD, SeededArticles
+from .data import COMMON_WORD, RARE_WORD, SeededArticles
 from .feed import FeedClients, allow_descriptors
 from .infra import (
     CannotRun,
@@ -105,6 +110,7 @@ ECHO = "/bench/echo"
 DEEP_FRACTION = 0.9  # list_deep's cursor: this far down the table
 SEARCH_REQUESTS = 200
 SEARCH_PATH = f"/api/articles?q={RARE_WORD}&limit=20"
+SEARCH_COMMON_PATH = f"/api/articles?q={COMMON_WORD}&limit=20"
 FEED_CLIENTS = 1_000
 FEED_WARMUP_CLIENTS = 10
 FEED_CHANGES = 20
@@ -308,10 +314,11 @@ class Bench:
         """The hot set (read once, on the one gateway copy so far), the cold
         ids and the articles the staleness trials update."""
         searched = SEARCH_REQUESTS + 5  # and the warm-up's
-        sample = self.articles.sample_ids(HOT_IDS + STALENESS_TRIALS + searched + COLD_IDS)
+        sample = self.articles.sample_ids(HOT_IDS + STALENESS_TRIALS + 2 * searched + COLD_IDS)
         self.hot_ids, sample = sample[:HOT_IDS], sample[HOT_IDS:]
         self.staleness_ids, sample = sample[:STALENESS_TRIALS], sample[STALENESS_TRIALS:]
         self.search_read_ids, sample = sample[:searched], sample[searched:]
+        self.search_common_read_ids, sample = sample[:searched], sample[searched:]
         self.hot_file = self.workdir / "hot.txt"
         self.hot_file.write_text("\n".join(self.hot_ids) + "\n")
         self.cold_file = self.workdir / "cold.txt"
@@ -321,23 +328,38 @@ class Bench:
         client.close()
 
     def measure_search(self):
-        """A word in a few rows of the whole table (``data.RARE_WORD``) on the
-        cache-off gateway, each search taking turns with a read of another
-        article by id there (``read_cold``, one request at a time): the
-        search against the cheapest answer that reaches the database."""
-        self.progress(f"search: {RARE_WORD!r} in {self.articles.count:,} rows, in turn with reads")
+        """A word in a few rows of the whole table (``data.RARE_WORD``), then
+        one in a tenth of them (``data.COMMON_WORD``), on the cache-off
+        gateway, each search taking turns with a read of another article by
+        id there (``read_cold``, one request at a time): the search against
+        the cheapest answer that reaches the database."""
+        rows = self.articles.count
+        self.progress(f"search: {RARE_WORD!r} in {rows:,} rows, in turn with reads")
+        figure = self.search_figure(SEARCH_PATH, RARE_WORD, self.search_read_ids)
+        self.figures["search"] = {**figure, "rows_with_word": self.articles.rare_rows}
+        self.progress(f"search_common: {COMMON_WORD!r} in {rows:,} rows, in turn with reads")
+        figure = self.search_figure(SEARCH_COMMON_PATH, COMMON_WORD, self.search_common_read_ids)
+        self.figures["search_common"] = {
+            **figure,
+            "rows_with_word": self.articles.common_rows,
+            "max_matches": search_settings(self.config).max_matches,
+        }
+
+    def search_figure(self, search_path, word, read_ids):
         client = Client(self.args.cold_port)
-        read_paths = [f"/api/articles/{article_id}" for article_id in self.search_read_ids]
-        found, read, answer = measures.search_against_reads(client, SEARCH_PATH, read_paths)
+        read_paths = [f"/api/articles/{article_id}" for article_id in read_ids]
+        found, read, answer = measures.search_against_reads(client, search_path, read_paths)
         client.close()
-        params = {"q": RARE_WORD, "limit": 20}
-        self.figures["search"] = {
+        params = {"q": word, "limit": 20}
+        return {
             **found,
             "read_cold": read,
             "ratio": found["p50_ms"] / read["p50_ms"],
+            "ratio_p99": found["p99_ms"] / read["p50_ms"],
             "matches": len(answer),
-            "rows_with_word": self.articles.rare_rows,
-            "plan": self.articles.page_plan(cursor_key(self.config), params),
+            "plan": self.articles.page_plan(
+                cursor_key(self.config), params, search_settings(self.config)
+            ),
         }
 
     def wrk_targets(self):
@@ -531,6 +553,14 @@ class Bench:
         )
 
 
+def search_settings(config):
+    """The search settings the articles service runs with (config.yml's)."""
+    return SearchSettings(
+        config.get("SEARCH_LANGUAGE") or DEFAULT_LANGUAGE,
+        int(config.get("SEARCH_MAX_MATCHES") or DEFAULT_MAX_MATCHES),
+    )
+
+
 def check_reachable(config):
     reach_broker(config["AMQP_URI"], "make bench", timeout=5)
     reach_postgres(database_url(config, "articles"), config, "make bench", timeout=5)
@@ -551,6 +581,8 @@ def stack_environment(amqp_uri, db_urls, sink, port):
         "LOG_LEVEL": "WARNING",
         # Stopping at the end should not take the production grace period.
         "SHUTDOWN_GRACE_SECONDS": "5",
+        # Every feed client of the bench connects from this machine's one address.
+        "FEED_MAX_CLIENTS_PER_ADDRESS": str(FEED_CLIENTS + FEED_WARMUP_CLIENTS + 1),
     }
 
 

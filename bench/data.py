@@ -6,7 +6,10 @@ growing the table adds older rows behind the first ones. The tag index
 (``article_tags``) and each row's ``search_vector`` (in its GIN index) are
 filled by the table's own triggers, as for any insert: the table ends in
 exactly the state the service makes. Every ``RARE_EVERY``-th row has
-``RARE_WORD`` in its title, for a search that finds a few rows in many.
+``RARE_WORD`` in its title, for a search that finds a few rows in many; every
+``COMMON_EVERY``-th row has ``COMMON_WORD``, for a search that finds a tenth
+of them (in the title of every other such row, in the description of the
+rest: their ranks differ).
 """
 
 import csv
@@ -21,6 +24,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from articles.service import article_items
+from news.items import DEFAULT_SEARCH
 from servicekit.db import make_engine
 from servicekit.pagination import encode_cursor
 
@@ -30,6 +34,8 @@ BODY = "Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 6  # ~350 b
 CHUNK_ROWS = 100_000
 RARE_WORD = "zeppelin"  # in no other row: not a word of BODY or of the other titles
 RARE_EVERY = 100_000
+COMMON_WORD = "harbour"  # likewise in no other row
+COMMON_EVERY = 10
 
 
 class SeededArticles:
@@ -76,8 +82,15 @@ class SeededArticles:
         for i in range(start, min(start + CHUNK_ROWS, count)):
             created = (self.newest - timedelta(seconds=i)).isoformat()
             tags = "{" + f"local,{TAGS[i % len(TAGS)]}" + "}"
-            title = f"Article {i} {RARE_WORD}" if i % RARE_EVERY == 0 else f"Article {i}"
-            row = [uuid.uuid4(), "bench", title, "A seeded article.", BODY, 0, tags]
+            title, description = f"Article {i}", "A seeded article."
+            if i % COMMON_EVERY == 0:
+                if i % (2 * COMMON_EVERY) == 0:
+                    title = f"{title} {COMMON_WORD}"
+                else:
+                    description = f"A seeded article by the {COMMON_WORD}."
+            if i % RARE_EVERY == 0:
+                title = f"{title} {RARE_WORD}"
+            row = [uuid.uuid4(), "bench", title, description, BODY, 0, tags]
             writer.writerow([*row, "{}", 0, created, created])
         buffer.seek(0)
         return buffer
@@ -86,6 +99,11 @@ class SeededArticles:
     def rare_rows(self):
         """How many rows have ``RARE_WORD``."""
         return -(-self.count // RARE_EVERY)
+
+    @property
+    def common_rows(self):
+        """How many rows have ``COMMON_WORD``."""
+        return -(-self.count // COMMON_EVERY)
 
     def sample_ids(self, count):
         """``count`` distinct ids, in random order."""
@@ -109,16 +127,17 @@ class SeededArticles:
             created_at, row_id = conn.execute(query, {"offset": offset}).one()
         return encode_cursor(secret, created_at, row_id)
 
-    def page_plan(self, secret, params):
-        """How PostgreSQL runs the service's own list query for ``params``:
-        its scans and the execution time, from EXPLAIN ANALYZE. A diagnosis
-        only: should the service's code have moved, the reason instead."""
+    def page_plan(self, secret, params, search=DEFAULT_SEARCH):
+        """How PostgreSQL runs the service's own list query for ``params``
+        (``search``: the service's search settings): its scans and the
+        execution time, from EXPLAIN ANALYZE. A diagnosis only: should the
+        service's code have moved, the reason instead."""
         try:
-            return self._page_plan(secret, params)
+            return self._page_plan(secret, params, search)
         except Exception as exc:
             return {"error": f"{type(exc).__name__}: {exc}"}
 
-    def _page_plan(self, secret, params):
+    def _page_plan(self, secret, params, search):
         statements = []
 
         def capture(conn, cursor, statement, parameters, context, executemany):
@@ -127,10 +146,10 @@ class SeededArticles:
         event.listen(self.engine, "before_cursor_execute", capture)
         try:
             with self.engine.connect() as connection:
-                article_items.list(connection, params, secret=secret, language="english")
+                article_items.list(connection, params, secret=secret, search=search)
         finally:
             event.remove(self.engine, "before_cursor_execute", capture)
-        statement, parameters = statements[-1]
+        statement, parameters = statements[0]  # the page's (a search that finds nothing asks why)
         with self.engine.connect() as conn:
             explain = conn.exec_driver_sql("EXPLAIN (ANALYZE, COSTS OFF) " + statement, parameters)
             lines = [line for (line,) in explain]

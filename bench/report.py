@@ -32,6 +32,7 @@ ORDER = (
     "list_hot_all",
     "list_deep",
     "search",
+    "search_common",
     "write",
     "notification_lag",
     "staleness",
@@ -104,6 +105,13 @@ CHECKS = (
     ),
     Check("list_deep", "p50 ÷ first page p50, same time", _field("list_deep", "ratio_now")),
     Check("search", "p50 ÷ read_cold p50, in turn", _field("search", "ratio"), "<=", 3),
+    Check(
+        "search_common",
+        "p99 ÷ read_cold p50, in turn",
+        _field("search_common", "ratio_p99"),
+        "<=",
+        10,
+    ),
     Check("write", "req/s ÷ rpc_echo", _ratio("write", "rpc_echo")),
     Check("notification_lag", "p99 ms", _field("notification_lag", "p99_ms"), "<=", 1000),
     Check("staleness", "p99 ms", _field("staleness", "p99_ms"), "<=", 100),
@@ -208,13 +216,16 @@ def _notes(name, figure):
     if name == "list_deep":
         first, now = figure["first_page"]["p50_ms"], figure["first_page_now"]["p50_ms"]
         notes.append(f"first page p50: {first:.1f} ms at 1,000 rows, {now:.1f} ms now")
-    if name == "search":
+    if name in ("search", "search_common"):
         plan = figure["plan"]
         # The scans without their timings: the JSON has those.
         scans = [scan.split(" (")[0] for scan in plan.get("scans", [])]
+        ranked = (
+            f" (the newest {figure['max_matches']:,} ranked)" if "max_matches" in figure else ""
+        )
         notes.append(
-            f"{figure['matches']} found of {figure['rows_with_word']} rows with the word; "
-            f"read_cold p50 {figure['read_cold']['p50_ms']:.1f} ms; "
+            f"{figure['matches']} found of {figure['rows_with_word']:,} rows with the word"
+            f"{ranked}; read_cold p50 {figure['read_cold']['p50_ms']:.1f} ms; "
             f"plan: {', '.join(scans) if 'scans' in plan else plan['error']}"
         )
     if name == "feed_idle":

@@ -8,7 +8,7 @@ What events share with articles lives in the ``news`` package.
 
 from news.items import NewsItems
 from news.schemas import EventListQuerySchema, EventSchema
-from news.search import SearchLanguage
+from news.search import Search
 from servicekit.base import ServiceBase
 from servicekit.db import Database
 from servicekit.pagination import CursorKey
@@ -38,7 +38,7 @@ class EventsService(ServiceBase):
     db = Database(Base)
     change = Changes(OutboxMessage, RequestKey)
     cursor_key = CursorKey()
-    search_language = SearchLanguage(Event)
+    search = Search(Event)
 
     @rpc
     @writes
@@ -53,14 +53,15 @@ class EventsService(ServiceBase):
     @rpc
     def list(self, limit=None, cursor=None, **filters):
         """A page, newest created first; ``filters``: ``tag``, ``q`` (a full-text
-        search: best match first), and ``from``/``to``
-        on ``eventDate``, both included (from the shell: ``**{"from": "2026-07-01"}``)."""
+        search: best match first, of the newest ``SEARCH_MAX_MATCHES`` matches),
+        and ``from``/``to`` on ``eventDate``, both included (from the shell:
+        ``**{"from": "2026-07-01"}``)."""
         params = {"limit": limit, "cursor": cursor, **filters}
         return event_items.list(
             self.db.reads,
             params,
             secret=self.cursor_key,
-            language=self.search_language,
+            search=self.search,
         )
 
     @rpc

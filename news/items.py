@@ -9,15 +9,24 @@ announced in the transaction of the change (``<resource>_added``/
 ``_updated``/``_deleted``).
 """
 
-from sqlalchemy import select
+import logging
 
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from servicekit.database_errors import TOO_SLOW, meaning
 from servicekit.db import by_primary_key, later_than, parse_id, readable_columns, utcnow
-from servicekit.errors import BadRequest, Forbidden, NotFound
+from servicekit.errors import BadRequest, Forbidden, NotFound, ServiceUnavailable
 from servicekit.pagination import keyset_page, load_query
 from servicekit.schemas import load
 
 from .schemas import NewsListQuerySchema
-from .search import DEFAULT_LANGUAGE, matching
+from .search import SearchSettings, check_query, matches, rank, search_query
+
+log = logging.getLogger(__name__)
+
+SEARCH_TOO_SLOW = "The search took too long; try again later."
+DEFAULT_SEARCH = SearchSettings()
 
 
 def no_filters(query, params):
@@ -57,25 +66,35 @@ class NewsItems:
             raise NotFound(f"No {self.resource} with id {item_id!r}.")
         return self.schema.dump(row)
 
-    def list(self, reads, params, *, secret, language):
+    def list(self, reads, params, *, secret, search=DEFAULT_SEARCH):
         """One page, newest first (best match first with ``q``):
         ``{"items": [...], "nextCursor": str | None}``.
 
         ``params`` are the list schema's (the HTTP query parameters); an
-        unknown or bad one is a ``BadRequest`` naming it. ``language``: the
-        search's word forms (``SEARCH_LANGUAGE``).
+        unknown or bad one is a ``BadRequest`` naming it. ``search``: the
+        service's :class:`~news.search.SearchSettings`. A ``q`` of only
+        exclusions is a ``ValidationError`` naming it; a search cancelled
+        after ``READ_TIMEOUT_MS`` an ``ServiceUnavailable`` saying so.
         """
         params = load_query(self.list_schema, params)
-        query, key, rank = self.list_query(params, language)
-        items, next_cursor = keyset_page(
-            reads,
-            query,
-            key,
-            limit=params["limit"],
-            cursor=params["cursor"],
-            secret=secret,
-            rank=rank,
-        )
+        query, key, rank = self.list_query(params, search)
+        try:
+            items, next_cursor = keyset_page(
+                reads,
+                query,
+                key,
+                limit=params["limit"],
+                cursor=params["cursor"],
+                secret=secret,
+                rank=rank,
+            )
+        except DBAPIError as exc:
+            if rank is None or meaning(exc) != TOO_SLOW:
+                raise  # servicekit.rpc answers it by what it means
+            log.warning("a search of %ss ran over READ_TIMEOUT_MS and was cancelled", self.resource)
+            raise ServiceUnavailable(SEARCH_TOO_SLOW) from exc
+        if not items and params.get("q") is not None:
+            check_query(reads, params["q"], search.language)  # a q that no index can serve?
         return {"items": self.schema.dump(items, many=True), "nextCursor": next_cursor}
 
     def update(self, change, item_id, payload, expected_author=None):
@@ -98,19 +117,37 @@ class NewsItems:
         change.session.delete(item)
         return change.announce(f"{self.resource}_deleted", item.id, data)
 
-    def list_query(self, params, language=DEFAULT_LANGUAGE):
+    def list_query(self, params, search=DEFAULT_SEARCH):
         """``(select, key, rank)`` of a list: ``key`` has the ``created_at``
         and ``id`` columns the page is ordered by (the tag index for
         ``?tag=``); ``rank``, with ``q``, how well an item matches
-        (:func:`news.search.matching`), ``None`` otherwise."""
-        query, key, rank = select(*readable_columns(self.model)), self.model, None
-        if params.get("tag") is not None:
-            key = self.tag_model
-            query = query.join(key, key.id == self.model.id).where(key.tag == params["tag"])
-        if params.get("q") is not None:
-            match, rank = matching(self.model.search_vector, params["q"], language)
-            query, key = query.where(match).add_columns(rank.label("rank")), self.model
-        return self.filters(query, params), key, rank
+        (:func:`news.search.rank`), ``None`` otherwise.
+
+        With ``q``, the items ranked are the newest ``search.max_matches``
+        that match it and every other filter: a subquery, ``newest`` (by the
+        tag index's key with ``?tag=``), which the page is ranked and cut
+        from."""
+        columns = readable_columns(self.model)
+        if params.get("q") is None:
+            query, key = self.tagged(select(*columns), params)
+            return self.filters(query, params), key, None
+        query, vector = search_query(params["q"], search.language), self.model.search_vector
+        newest, key = self.tagged(select(*columns, vector).where(matches(vector, query)), params)
+        newest = self.filters(newest, params)
+        newest = newest.order_by(key.created_at.desc(), key.id.desc()).limit(search.max_matches)
+        newest = newest.subquery("newest")
+        ranked = rank(newest.c.search_vector, query)
+        found = select(*(newest.c[column.key] for column in columns), ranked.label("rank"))
+        return found, newest.c, ranked
+
+    def tagged(self, query, params):
+        """``(query, key)``: with ``?tag=``, only items with the tag, keyed by
+        the tag index (one range of it, newest first)."""
+        if params.get("tag") is None:
+            return query, self.model
+        key = self.tag_model
+        query = query.join(key, key.id == self.model.id).where(key.tag == params["tag"])
+        return query, key
 
     def _announce(self, change, what, item):
         return change.announce(f"{self.resource}_{what}", item.id, self.schema.dump(item))

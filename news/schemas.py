@@ -16,6 +16,11 @@ from servicekit.schemas import UTCDateTime, WireSchema, string_list
 
 # PostgreSQL's ``integer``: a larger number is a 422, not a database error.
 INT_MAX = 2**31 - 1
+# ``body``: ten times a long article, and well below what the search index of
+# one item can hold (a ``tsvector`` holds at most 1 MB of words; 100,000
+# characters made at most 0.6 MB of them, as distinct hyphenated words of
+# 4-byte letters), so no valid item is too large for the database.
+BODY_MAX_LENGTH = 100_000
 
 
 class MetaCounters(fields.Nested):
@@ -41,7 +46,11 @@ class NewsItemSchema(WireSchema):
     )
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(required=True, validate=validate.Length(max=2000))
-    body = fields.String(required=True)
+    body = fields.String(
+        required=True,
+        validate=validate.Length(max=BODY_MAX_LENGTH),
+        metadata={"description": f"The text, at most {BODY_MAX_LENGTH:,} characters."},
+    )
     status = fields.Integer(
         strict=True, load_default=0, validate=validate.Range(min=-INT_MAX - 1, max=INT_MAX)
     )

@@ -4,6 +4,13 @@
 
 - The typed errors of :mod:`servicekit.errors` are expected outcomes (a
   ``NotFound`` is the service doing its job), not failures to log as such.
+- A database failure is answered by what it means
+  (:func:`servicekit.database_errors.service_error`): a database out of
+  reach or a query over its time limit is an ``ServiceUnavailable``, a database
+  limit a ``PayloadTooLarge``; any other stays unexpected. This happens in
+  the worker, around the method, because nameko logs a failure (with its
+  traceback, when unexpected) before the reply is made: an outage is one
+  warning line a request, not a traceback.
 - Replies are sent without publisher confirms, as transient messages, and
   serialised once. A reply is worth what its caller's wait is worth: if one
   were lost, the caller's deadline ends the call (504), exactly as if the
@@ -19,7 +26,11 @@ What a change guarantees lives in the service's database and outbox, never in
 these messages: an unconfirmed request that is lost changed nothing.
 """
 
+import functools
+import inspect
+
 import kombu.serialization
+import psycopg2
 from nameko.amqp.publish import Publisher
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -29,7 +40,9 @@ from nameko.constants import (
 )
 from nameko.exceptions import UnserializableValueError, serialize
 from nameko.rpc import ReplyListener, Rpc, RpcConsumer, get_rpc_exchange
+from sqlalchemy.exc import SQLAlchemyError
 
+from .database_errors import service_error
 from .errors import ServiceError
 from .queues import durable_queue_arguments
 from .shutdown import PromptQueueConsumer
@@ -103,9 +116,32 @@ class QuickReplyRpc(Rpc):
     rpc_consumer = QuickReplyRpcConsumer()
 
 
+def answers_database_errors(method):
+    """``method`` (of a service), its database failures raised as the typed
+    errors they mean (see the module doc); its signature kept, which nameko
+    checks each call against."""
+
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (SQLAlchemyError, psycopg2.Error) as exc:
+            error = service_error(exc, self.name)
+            if error is None:
+                raise
+            raise error from exc
+
+    call.__signature__ = inspect.signature(method)
+    return call
+
+
 def rpc(fn=None, **kwargs):
     """``@rpc``: see the module doc. Every RPC of a service must use it (one
     consumer per service queue)."""
     kwargs.setdefault("expected_exceptions", ServiceError)
     decorator = QuickReplyRpc.decorator(**kwargs)
-    return decorator if fn is None else decorator(fn)
+
+    def decorate(fn):
+        return decorator(answers_database_errors(fn))
+
+    return decorate if fn is None else decorate(fn)

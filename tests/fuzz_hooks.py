@@ -96,10 +96,13 @@ def documented_rejection(case, response):
       description): any other text is a 400, whatever string it is.
     - A date that does not exist (30 February), in a form the pattern lets
       through, is refused (its description); so is a `from` after `to`.
+    - A search of only exclusions (`q=-word`) is a 422 (its description).
     """
     error, details = error_of(response)
     if (response.status_code, error) == (422, "VALIDATION_ERROR") and set(details) == {"eventDate"}:
         return "a date that does not exist"
+    if (response.status_code, error) == (422, "VALIDATION_ERROR") and set(details) == {"q"}:
+        return "a search of only exclusions"
     if response.status_code != 400 or error != "BAD_REQUEST":
         return None
     if details and set(details) <= {"from", "to"} and case.operation.path == "/api/events":

@@ -10,7 +10,8 @@ from sqlalchemy import text
 
 from articles.models import Article
 from articles.service import ArticlesService
-from servicekit.errors import BadRequest
+from news.search import ONLY_EXCLUSIONS
+from servicekit.errors import BadRequest, ServiceUnavailable, ValidationError
 from tests.support import running_service
 
 
@@ -122,3 +123,89 @@ def test_a_new_search_language_reindexes(config, container_factory, db_session):
         assert titles(articles.list(q="bridges")) == ["Bridges"]
     language = db_session("articles").execute(text("SELECT language::text FROM search_settings"))
     assert language.scalar() == "simple"
+
+
+@pytest.mark.parametrize(
+    "q", ["-bridge", "-a -b", "-bridge -fair", "fair or -bridge", '-"old bridge"']
+)
+def test_a_query_of_only_exclusions_is_a_422_naming_q(articles, db_session, q):
+    store(db_session, ("Fair", "", "", "t"))
+    with pytest.raises(ValidationError) as err:
+        articles.list(q=q)
+    assert err.value.details == {"q": [ONLY_EXCLUSIONS]}
+    assert titles(articles.list(q="fair -bridge")) == ["Fair"]  # an exclusion with a word is fine
+
+
+@pytest.mark.parametrize("q", ["the", "-the", "&&", "-", "the or a"])
+def test_a_query_with_no_word_to_look_for_finds_nothing(articles, db_session, q):
+    store(db_session, ("The fair", "", "", "t"))
+    assert articles.list(q=q) == {"items": [], "nextCursor": None}
+
+
+@pytest.fixture
+def articles_ranking_3(config, container_factory):
+    """The service with ``SEARCH_MAX_MATCHES=3``."""
+    with running_service(
+        container_factory, {**config, "SEARCH_MAX_MATCHES": 3}, ArticlesService
+    ) as proxy:
+        yield proxy
+
+
+def test_only_the_newest_search_max_matches_are_ranked(articles_ranking_3, db_session):
+    store(
+        db_session,
+        ("Bridge", "Bridge", "bridge bridge", "t"),  # the best match, but the oldest
+        ("Old news", "", "a bridge", "t"),
+        ("Town", "The bridge", "", "t"),
+        ("Market", "", "the bridge", "t"),
+        ("Bridge works", "", "", "t"),
+        ("Weather", "", "No match here.", "t"),  # the newest row, not a match
+    )
+    # The newest 3 matches, ranked: the title, the description, the body.
+    assert titles(articles_ranking_3.list(q="bridge")) == ["Bridge works", "Town", "Market"]
+    assert titles(articles_ranking_3.list(q="bridge", limit=1)) == ["Bridge works"]
+
+
+def test_the_newest_matches_are_those_of_every_filter_and_page_alike(
+    articles_ranking_3, db_session
+):
+    ids = store(
+        db_session,
+        ("Fair", "", "", "a"),  # a match of tag a, but a fourth
+        ("Fair", "", "", "b"),
+        ("Fair again", "", "fair", "a"),
+        ("Fair", "", "", "b"),
+        ("Fair", "", "", "a"),
+        ("Fair", "", "", "a"),
+        ("Fair", "", "", "b"),  # the newest match, not of tag a
+    )
+    seen, cursor = [], None
+    while True:
+        page = articles_ranking_3.list(q="fair", tag="a", limit=1, cursor=cursor)
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    # Tag a's newest 3 matches, the best first, then the newer of equals.
+    assert seen == [ids[2], ids[5], ids[4]]
+    assert [item["id"] for item in articles_ranking_3.list(q="fair", tag="a")["items"]] == seen
+
+
+def test_a_search_over_READ_TIMEOUT_MS_is_service_unavailable_saying_so(  # noqa: N802
+    config, container_factory, db_session
+):
+    store(db_session, ("Bridge", "", "", "t"))
+    with running_service(
+        container_factory, {**config, "READ_TIMEOUT_MS": 200}, ArticlesService
+    ) as articles:
+        assert titles(articles.list(q="bridge")) == ["Bridge"]
+        blocker = db_session("articles")
+        blocker.execute(text("LOCK TABLE articles IN ACCESS EXCLUSIVE MODE"))  # a slow query
+        try:
+            with pytest.raises(ServiceUnavailable) as err:
+                articles.list(q="bridge")
+        finally:
+            blocker.rollback()
+        assert err.value.code == "SERVICE_UNAVAILABLE"
+        assert str(err.value) == "The search took too long; try again later."
+        assert titles(articles.list(q="bridge")) == ["Bridge"]

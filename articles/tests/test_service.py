@@ -69,6 +69,16 @@ def test_validation_errors_name_each_field(articles):
         articles.create(["not", "an", "object"])
 
 
+def test_a_body_over_100000_characters_is_a_422_naming_body(articles):
+    with pytest.raises(ValidationError) as err:
+        articles.create({**NEW_ARTICLE, "body": "x" * 100_001})
+    assert set(err.value.details) == {"body"}
+    created = articles.create({**NEW_ARTICLE, "body": "x" * 100_000})
+    with pytest.raises(ValidationError) as err:
+        articles.update(created["id"], {"body": "y" * 100_001})
+    assert set(err.value.details) == {"body"}
+
+
 def test_update_changes_only_sent_fields(articles):
     created = articles.create(NEW_ARTICLE)
     updated = articles.update(created["id"], {"title": "Bridge reopened", "tags": ["bridge"]})

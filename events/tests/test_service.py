@@ -88,3 +88,21 @@ def test_every_change_is_an_event_on_the_bus(events, config):
     change = {"eventDate": "2026-06-16T09:00:00Z"}
     _, updated, _ = crud_events(events, config, "event", NEW_EVENT, change)
     assert updated["data"]["eventDate"] == "2026-06-16T09:00:00.000000Z"
+
+
+def test_a_search_ranks_the_newest_matches_within_the_date_range(config, container_factory):
+    two = {**config, "SEARCH_MAX_MATCHES": 2}
+    with running_service(container_factory, two, EventsService) as events:
+        made = [
+            events.create({**NEW_EVENT, "title": title, "eventDate": date})["id"]
+            for title, date in (
+                ("Concert", "2026-06-10"),  # in June, but the third newest of June
+                ("Concert concert", "2026-06-11"),
+                ("Concert", "2026-06-12"),
+                ("Concert", "2026-07-01"),  # the newest match, not in June
+            )
+        ]
+        june = {"from": "2026-06-01", "to": "2026-06-30"}
+        page = events.list(q="concert", **june)
+        # June's newest two matches, the better first.
+        assert [event["id"] for event in page["items"]] == [made[1], made[2]]
