@@ -13,13 +13,14 @@ from collections import namedtuple
 import eventlet
 from marshmallow import EXCLUDE, Schema, fields, validate
 from nameko.extensions import DependencyProvider
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from servicekit.errors import Forbidden, ServiceUnavailable, Unauthorized
 from servicekit.logs import Trouble
+from servicekit.rpc import DirectReplyCalls
 from servicekit.tokens import InvalidToken, verify_token
 
 from .broadcast import BroadcastConsumer
+from .rpc import ConsumerPoll
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class Authenticator(DependencyProvider):
     """
 
     broadcasts = BroadcastConsumer()
+    # The routes' own (shared extensions: one of each a process).
+    calls = DirectReplyCalls()
+    consumer_poll = ConsumerPoll()
 
     def setup(self):
         self.secret = self.container.config["JWT_SECRET"]
@@ -86,6 +90,7 @@ class Authenticator(DependencyProvider):
         self._loader = None
         self._first_attempt = eventlet.Event()
         self.broadcasts.on_reconnect(self.reload_revocations)
+        self.consumer_poll.watch("auth")
 
     def start(self):
         self._start_loading()
@@ -185,8 +190,11 @@ class Authenticator(DependencyProvider):
             self._first_attempt.send()
 
     def _fetch_revocations(self):
-        with ClusterRpcProxy(self.container.config, timeout=REVOCATIONS_TIMEOUT_SECONDS) as cluster:
-            return cluster.auth.revocations()
+        if not self.consumer_poll.is_running("auth"):
+            raise ServiceUnavailable("The auth service is not running.")
+        call = {"args": (), "kwargs": {}}
+        reply = self.calls.call("auth.revocations", call, {}, REVOCATIONS_TIMEOUT_SECONDS)
+        return reply.result(timeout=REVOCATIONS_TIMEOUT_SECONDS)
 
     def _apply(self, known):
         forget_at = time.time() + self.keep_seconds

@@ -9,11 +9,14 @@ import json
 import logging
 from typing import NamedTuple
 
+import amqp.exceptions
+import kombu.exceptions
 from nameko.exceptions import RemoteError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from servicekit.errors import InvalidCredentials, ServiceError, TooManyRequests
+from servicekit.rpc import BROKER_AWAY
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,8 @@ ERRORS = {
         503,
         "ServiceUnavailable",
         "A service that the request needs is not running, or cannot reach its database, or a "
-        "read ran over its time limit; the gateway does not know the revoked tokens yet (a "
+        "read ran over its time limit; the message broker cannot be reached, or the connection "
+        "to it dropped while the request waited; the gateway does not know the revoked tokens yet (a "
         "route that needs a token); the gateway has all the connections it takes. With "
         "`Retry-After`.",
     ),
@@ -118,6 +122,13 @@ MESSAGES = {
 
 # SQLAlchemy's and psycopg2's names for a database that is down or away.
 UNREACHABLE_STORE_ERRORS = {"OperationalError", "InterfaceError", "DisconnectionError"}
+# kombu's, py-amqp's and the socket's words for a broker out of reach,
+# wherever one surfaces (the RPC caller says it as a ServiceUnavailable).
+UNREACHABLE_BROKER_ERRORS = (
+    kombu.exceptions.OperationalError,
+    amqp.exceptions.ConnectionError,
+    ConnectionError,
+)
 
 
 class GatewayTimeout(ServiceError):
@@ -142,6 +153,10 @@ def error_response(exc):
         log.warning("a service cannot reach its database: %s", exc)
         code, details = "SERVICE_UNAVAILABLE", {}
         message = "A service cannot reach its database; try again later."
+    elif isinstance(exc, UNREACHABLE_BROKER_ERRORS):
+        log.warning("the message broker cannot be reached: %s: %s", type(exc).__name__, exc)
+        code, details = "SERVICE_UNAVAILABLE", {}
+        message = BROKER_AWAY
     elif isinstance(exc, HTTPException) and exc.code in (400, 404, 405, 413):
         code = CODE_BY_STATUS[exc.code]
         message, details = MESSAGES.get(exc.code, exc.description), {}

@@ -10,8 +10,10 @@
 - A service that does not answer within ``RPC_TIMEOUT_SECONDS`` is a 504;
   the request message expires at the same deadline, so a service that comes
   back later does not run requests whose callers gave up.
-- Requests are transient and unconfirmed (``servicekit.rpc``): the two
-  points above say all a confirm would.
+- Requests are transient and unconfirmed, and replies come by RabbitMQ's
+  direct reply-to (``servicekit.rpc.DirectReplyCalls``): the two points
+  above say all a confirm would; a broker that cannot be reached, or is
+  lost while a call waits, is a 503 at once.
 """
 
 import contextlib
@@ -22,11 +24,12 @@ import eventlet
 from amqp.exceptions import NotFound
 from kombu import Connection
 from nameko.extensions import DependencyProvider, SharedExtension
-from nameko.rpc import RPC_QUEUE_TEMPLATE, MethodProxy
+from nameko.messaging import HeaderEncoder
+from nameko.rpc import RPC_QUEUE_TEMPLATE
 
 from servicekit.errors import ServiceUnavailable
 from servicekit.logs import Trouble
-from servicekit.rpc import PromptReplyListener, RequestPublisher
+from servicekit.rpc import DirectReplyCalls
 
 from .errors import GatewayTimeout
 
@@ -64,17 +67,23 @@ class ConsumerPoll(SharedExtension):
         # Polled as down: check again now, so a service that just came back
         # is used at once (this costs a connection only while it is down).
         try:
-            with Connection(self.amqp_uri, connect_timeout=2) as conn:
+            with self._connect() as conn:
                 self.consumers[service_name] = _consumer_count(conn, service_name)
         except Exception:
             return True  # the call itself will say what is wrong
         return self.consumers[service_name] > 0
 
+    def _connect(self):
+        # Each failed attempt moves on to the next broker AMQP_URI names.
+        conn = Connection(self.amqp_uri, connect_timeout=2)
+        conn.ensure_connection(max_retries=len(conn.alt) or 1, interval_start=0)
+        return conn
+
     def _poll(self):
         trouble = Trouble(log)
         while True:
             try:
-                with Connection(self.amqp_uri, connect_timeout=2) as conn:
+                with self._connect() as conn:
                     while True:
                         for name in self.watched:
                             self.consumers[name] = _consumer_count(conn, name)
@@ -101,7 +110,7 @@ def _consumer_count(conn, service_name):
 class ServiceRpc(DependencyProvider):
     """``self.<name>_rpc.<method>(...)``: see the module doc."""
 
-    reply_listener = PromptReplyListener()
+    calls = DirectReplyCalls()
     consumer_poll = ConsumerPoll()
 
     def __init__(self, service_name):
@@ -121,35 +130,34 @@ class _ServiceProxy:
         self._worker_ctx = worker_ctx
 
     def __getattr__(self, method_name):
-        provider = self._provider
-        return DeadlineMethodProxy(
-            self._worker_ctx,
-            provider.service_name,
-            method_name,
-            provider.reply_listener,
-            consumer_poll=provider.consumer_poll,
-            timeout=provider.timeout,
-        )
+        return DeadlineMethodProxy(self._provider, self._worker_ctx, method_name)
 
 
-class DeadlineMethodProxy(MethodProxy):
-    """nameko's ``MethodProxy``: ``proxy(...)`` waits for the result,
+class DeadlineMethodProxy(HeaderEncoder):
+    """As nameko's ``MethodProxy``: ``proxy(...)`` waits for the result,
     ``proxy.call_async(...)`` returns a reply to ``.result()`` later; both
     end at the deadline."""
 
-    publisher_cls = RequestPublisher
+    def __init__(self, provider, worker_ctx, method_name):
+        self.provider = provider
+        self.worker_ctx = worker_ctx
+        self.method_name = method_name
 
-    def __init__(self, worker_ctx, service_name, method_name, reply_listener, **options):
-        self.consumer_poll = options.pop("consumer_poll")
-        self.timeout = options.pop("timeout")
-        super().__init__(
-            worker_ctx, service_name, method_name, reply_listener, expiration=self.timeout
+    def __call__(self, *args, **kwargs):
+        return self.call_async(*args, **kwargs).result()
+
+    def call_async(self, *args, **kwargs):
+        provider = self.provider
+        service_name = provider.service_name
+        if not provider.consumer_poll.is_running(service_name):
+            raise ServiceUnavailable(f"The {service_name} service is not running.")
+        reply = provider.calls.call(
+            f"{service_name}.{self.method_name}",
+            {"args": args, "kwargs": kwargs},
+            self.get_message_headers(self.worker_ctx),  # the request id, the call stack
+            provider.timeout,
         )
-
-    def _call(self, *args, **kwargs):
-        if not self.consumer_poll.is_running(self.service_name):
-            raise ServiceUnavailable(f"The {self.service_name} service is not running.")
-        return _DeadlineReply(super()._call(*args, **kwargs), self.service_name, self.timeout)
+        return _DeadlineReply(reply, service_name, provider.timeout)
 
 
 class _DeadlineReply:
@@ -160,9 +168,8 @@ class _DeadlineReply:
 
     def result(self):
         try:
-            with eventlet.Timeout(max(self._deadline - time.monotonic(), 0)):
-                return self._reply.result()
-        except eventlet.Timeout:
+            return self._reply.result(timeout=max(self._deadline - time.monotonic(), 0))
+        except TimeoutError:
             raise GatewayTimeout(
                 f"The {self._service_name} service did not answer in time."
             ) from None

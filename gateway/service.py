@@ -14,7 +14,7 @@ from .apidoc import Answer, Doc, Schema
 from .authentication import Authenticator
 from .broadcast import broadcast
 from .cache import ReadCacheAccess
-from .errors import GatewayTimeout, json_response
+from .errors import RETRY_UNAVAILABLE_SECONDS, json_response
 from .feed import LiveFeed
 from .http import http
 from .openapi import openapi_document
@@ -55,8 +55,8 @@ def _health_status(reply):
         return STATUS_WORDS.get(reply.code, "error")
     try:
         return reply.result()
-    except GatewayTimeout:
-        return "timeout"
+    except ServiceError as exc:  # the deadline passed, the broker went away
+        return STATUS_WORDS.get(exc.code, "error")
     except Exception:
         return "error"
 
@@ -105,8 +105,12 @@ class GatewayService(
         pending = {name: self._ask_health(name) for name in HEALTH_OF}
         services = {name: _health_status(reply) for name, reply in pending.items()}
         ok = all(status == "ok" for status in services.values())
+        if ok:
+            return json_response({"status": "ok", "services": services})
         return json_response(
-            {"status": "ok" if ok else "degraded", "services": services}, 200 if ok else 503
+            {"status": "degraded", "services": services},
+            503,
+            {"Retry-After": str(RETRY_UNAVAILABLE_SECONDS)},
         )
 
     def _ask_health(self, name):
