@@ -2,8 +2,12 @@
 
 psycopg2 reports every failure to connect as one ``OperationalError``, while
 each needs its own answer: a server that is not running (yet), one that
-refused the login, a database that is missing. :func:`diagnose` tells them
-apart, for the readiness probe and the operator tools' messages.
+refused the login, a database that is missing, only standbys where a URL
+names several servers and asks for the primary
+(``target_session_attrs=read-write``: one is being promoted, or none is).
+:func:`diagnose` tells them apart, for the readiness probe and the operator
+tools' messages. Where a URL names several servers, libpq says what each
+answered, one after the other, in one message.
 
 :func:`service_error` is what a failure means to the caller of an RPC
 (``servicekit.rpc`` asks it of every failure of every ``@rpc``), by the
@@ -36,6 +40,7 @@ NOT_RUNNING = "not running"
 LOGIN_REFUSED = "refused the login"
 DATABASE_MISSING = "database missing"
 STARTING = "starting up"
+NO_PRIMARY = "no primary"
 
 # libpq's words (English: the project's processes run without a locale
 # that would translate them), most specific first.
@@ -50,6 +55,11 @@ _SIGNS = (
     (LOGIN_REFUSED, ("is not permitted to log in",)),
     (STARTING, ("the database system is starting up",)),
     (STARTING, ("the database system is shutting down",)),
+    # target_session_attrs=read-write (or primary) found standbys alone, the
+    # other servers down: libpq 14 and later, then older versions.
+    (NO_PRIMARY, ("session is read-only",)),
+    (NO_PRIMARY, ("server is in hot standby mode",)),
+    (NO_PRIMARY, ("could not make a writable connection",)),
     (NOT_RUNNING, ("connection refused",)),
     (NOT_RUNNING, ("no such file or directory",)),  # no Unix socket
     (NOT_RUNNING, ("timeout expired",)),

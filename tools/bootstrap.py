@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from servicekit.config import check_config, database_url, load_config
-from servicekit.database_errors import LOGIN_REFUSED, NOT_RUNNING, STARTING, diagnose
+from servicekit.config import check_config, database_servers, database_url, libpq_url, load_config
+from servicekit.database_errors import LOGIN_REFUSED, NO_PRIMARY, NOT_RUNNING, STARTING, diagnose
 from servicekit.db import make_engine
 
 from . import SERVICE_NAMES
@@ -64,7 +64,7 @@ def reach_broker(amqp_uri, who, timeout):
 
 def check_postgres(url):
     engine = make_engine(
-        make_url(url).set(database="postgres"),
+        make_url(libpq_url(url)).set(database="postgres"),
         poolclass=NullPool,
         connect_args={"connect_timeout": 2},
     )
@@ -75,11 +75,22 @@ def check_postgres(url):
         engine.dispose()
 
 
+def names_one_server(url):
+    """``url`` names one server, before its path (or none: the local
+    socket), where :mod:`tools.postgres_access` reads it; not several, of
+    which a promoted standby may be the primary."""
+    url = libpq_url(url)
+    parsed = make_url(url)
+    return database_servers(url) == [(parsed.host, parsed.port)]
+
+
 def reach_postgres(url, config, who, timeout):
     """Return once PostgreSQL lets ``url``'s role in; wait while it is not
-    running yet (up to ``timeout``); create the role where we may (see
-    :mod:`tools.postgres_access`); else stop with one line saying what
-    is wrong and the command that fixes it."""
+    running yet, or while a URL that names several servers finds no primary
+    among them (a standby being promoted), up to ``timeout``; create the
+    role where we may (see :mod:`tools.postgres_access`; a URL of one
+    server only); else stop with one line saying what is wrong and the
+    command that fixes it."""
     deadline = time.monotonic() + timeout
     tried_creating = False
     while True:
@@ -88,7 +99,12 @@ def reach_postgres(url, config, who, timeout):
             return
         except Exception as exc:
             problem = diagnose(exc)
-        if problem.kind == LOGIN_REFUSED and not tried_creating and may_create_login(url, config):
+        if (
+            problem.kind == LOGIN_REFUSED
+            and not tried_creating
+            and names_one_server(url)
+            and may_create_login(url, config)
+        ):
             tried_creating = True
             try:
                 if create_login(url):
@@ -103,7 +119,7 @@ def reach_postgres(url, config, who, timeout):
                     f"{advice(url, problem, who)} [creating it failed: {exc}]"
                 ) from None
             continue
-        if problem.kind in (NOT_RUNNING, STARTING) and time.monotonic() < deadline:
+        if problem.kind in (NOT_RUNNING, STARTING, NO_PRIMARY) and time.monotonic() < deadline:
             time.sleep(0.5)
             continue
         raise SystemExit(advice(url, problem, who))

@@ -24,14 +24,14 @@ from glob import glob
 
 from sqlalchemy.engine import make_url
 
+from servicekit.config import server_names
 from servicekit.database_errors import DATABASE_MISSING, LOGIN_REFUSED, NOT_RUNNING, STARTING
 
 from . import LOCAL_HOSTS
 
 
 def where(url):
-    url = make_url(url)
-    return f"{url.host or 'the local socket'}:{url.port or 5432}"
+    return server_names(url)  # every server a multi-host URL names
 
 
 def _role_sql(url):

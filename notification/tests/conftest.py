@@ -1,5 +1,6 @@
 """A real SMTP server on loopback (aiosmtpd), and a config that points at it."""
 
+import asyncio
 from email import policy
 from email.parser import BytesParser
 
@@ -12,6 +13,9 @@ class SmtpServer:
     """aiosmtpd on 127.0.0.1; ``stop()`` and ``start()`` keep the same port.
 
     ``messages``: every mail accepted, parsed (``email.message.EmailMessage``).
+    ``answer_delay``: seconds it takes to answer a message's data (a real
+    server takes a moment); ``receiving``: messages whose data it has and has
+    not answered yet.
     """
 
     def __init__(self):
@@ -19,11 +23,19 @@ class SmtpServer:
         self.port = find_free_port()
         self.messages = []
         self.envelopes = []
+        self.answer_delay = 0.0
+        self.receiving = 0
         self._controller = None
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.envelopes.append(envelope)
-        self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
+        self.receiving += 1
+        try:
+            if self.answer_delay:
+                await asyncio.sleep(self.answer_delay)
+            self.envelopes.append(envelope)
+            self.messages.append(BytesParser(policy=policy.default).parsebytes(envelope.content))
+        finally:
+            self.receiving -= 1
         return "250 Message accepted for delivery"
 
     def start(self):

@@ -46,6 +46,24 @@ def test_email_has_text_and_escaped_html_parts():
     assert '<a href="http://localhost:8000/api/articles/a1">' in html
 
 
+def test_message_id_is_one_per_event():
+    def message_id(event_id):
+        return new_article_email(
+            ARTICLE,
+            event_id=event_id,
+            sender=CONFIG["MAIL_FROM"],
+            recipient=CONFIG["ADMIN_EMAIL"],
+            base_url=CONFIG["PUBLIC_BASE_URL"],
+        )["Message-ID"]
+
+    event_id = uuid.uuid4()
+    # Built again (a repeat after a crash): the same id, which mail clients
+    # and the operator recognise.
+    assert message_id(event_id) == message_id(str(event_id))
+    assert message_id(event_id) == f"<article-added.{event_id}@localnews.example>"
+    assert message_id(uuid.uuid4()) != message_id(event_id)
+
+
 def test_template_placeholders_in_a_title_stay_as_written():
     text = email({**ARTICLE, "title": "Costs $title and ${link}"}).get_body("plain")
     assert "Costs $title and ${link}" in text.get_content()

@@ -1,6 +1,7 @@
 """The notification service in a real container: real broker, database and
 SMTP server (aiosmtpd on loopback, see conftest.py)."""
 
+import logging
 import uuid
 
 import pytest
@@ -8,11 +9,15 @@ from nameko.cli.run import import_service
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ServiceRpcProxy
 from nameko.testing.services import entrypoint_waiter
-from sqlalchemy import select
+from nameko.testing.utils import get_extension
+from sqlalchemy import delete, select
 
 from notification.dependencies import MailNotSent
 from notification.models import ProcessedEvent
 from notification.service import NotificationService
+from servicekit.config import database_url
+from servicekit.db import Database
+from servicekit.tests.broken_commits import TerminatedCommits
 
 SUBJECT = "LocalNewsApplication - New Article Added!"
 
@@ -138,3 +143,71 @@ def test_malformed_event_is_parked_for_the_operator(notification, publish, notif
         assert parked["lastError"].startswith("MalformedEvent: article_added is malformed")
         assert "description" in parked["lastError"]
         assert proxy.dead_letters_discard() == 1
+
+
+@pytest.fixture
+def broken_marks(notification, config):
+    """``broken_marks(count)``: the notification container's next ``count``
+    commits of a "sent" mark fail as a PostgreSQL restart fails them."""
+    breakers = []
+
+    def breaker(count):
+        engine = get_extension(notification, Database).engine
+        url = database_url(config, "notification")
+        breakers.append(TerminatedCommits(engine, url, "processed_events", count))
+        return breakers[-1]
+
+    yield breaker
+    for each in breakers:
+        each.remove()
+
+
+def recorded(db_session):
+    session = db_session("notification")
+    session.rollback()  # a fresh snapshot
+    return [str(event_id) for event_id in session.scalars(select(ProcessedEvent.event_id))]
+
+
+def test_a_mark_cut_off_after_the_send_is_retried_never_the_mail(
+    notification, publish, smtp_server, db_session, broken_marks, caplog
+):
+    failures = 3
+    breaker = broken_marks(failures)
+    event = article_added()
+
+    with caplog.at_level(logging.INFO, logger="servicekit.effects"):
+        deliver(notification, publish, event).get()
+
+    assert len(breaker.terminated) == failures
+    assert len(smtp_server.messages) == 1
+    assert recorded(db_session) == [event["eventId"]]
+    lines = [r for r in caplog.records if r.name == "servicekit.effects"]
+    warnings = [r for r in lines if r.levelno == logging.WARNING]
+    assert len(warnings) == failures
+    for line in warnings:  # one line a retry, naming the event, no traceback
+        assert line.exc_info is None
+        assert line.getMessage().startswith(
+            f"the sent mark of article_added event {event['eventId']} not stored: "
+            "the database cannot be reached ("
+        )
+    assert lines[-1].getMessage().endswith(f"stored after {failures} retries")
+
+    # Stored: the same event again sends nothing.
+    deliver(notification, publish, event).get()
+    assert len(smtp_server.messages) == 1
+
+
+def test_a_mail_repeated_after_its_mark_was_lost_has_the_same_message_id(
+    notification, publish, smtp_server, db_session
+):
+    event = article_added()
+    deliver(notification, publish, event).get()
+    # What a process killed between the SMTP answer and the commit leaves.
+    session = db_session("notification")
+    session.execute(delete(ProcessedEvent))
+    session.commit()
+    deliver(notification, publish, event).get()
+
+    first, repeat = (message["Message-ID"].strip() for message in smtp_server.messages)
+    assert first == repeat == f"<article-added.{event['eventId']}@localnews.example>"
+    assert recorded(db_session) == [event["eventId"]]
