@@ -23,7 +23,11 @@ from sqlalchemy import func, select
 from notification.tests.conftest import notification_config, smtp_server  # noqa: F401 - fixtures
 from servicekit.config import CONFIG_PATH, ROOT
 
+from .postgres import PrivatePostgres
+from .postgres import unavailable as postgres_unavailable
 from .proxy import TcpProxy
+from .rabbit_cluster import RabbitCluster
+from .rabbit_cluster import installed as rabbit_cluster_installed
 
 STOP_SECONDS = 15
 DEADLINE = 60  # for waits: only against a hang, the figures printed are what matters
@@ -126,6 +130,21 @@ def service_env(config):
     return env
 
 
+def start_runner(env, log_path, **options):
+    """``python -m tools.runner`` (``make run``) as a child in a process
+    group of its own, its output in ``log_path``."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tools.runner"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            **options,
+        )
+
+
 def nameko_shell(config, script):
     """Run ``script`` (lines for ``make shell``'s prompt) on the test's broker,
     as an operator would; return what it printed (tracebacks included)."""
@@ -160,3 +179,37 @@ def nameko_run(config, tmp_path):
     yield run
     for process in processes:
         process.stop()
+
+
+@pytest.fixture
+def rabbit_cluster(tmp_path):
+    """A started RabbitMQ cluster of the test's own, of three nodes
+    (:class:`~tests.faults.rabbit_cluster.RabbitCluster`); stopped, whatever
+    happened, at the end of the test. Its data and logs stay in ``tmp_path``."""
+    reason = rabbit_cluster_installed()
+    if reason is not None:
+        pytest.skip(f"cannot start a RabbitMQ cluster here: {reason}")
+    cluster = RabbitCluster(tmp_path / "rabbit")
+    cluster.start()  # stops what it started if it fails
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def private_postgres():
+    """A started PostgreSQL server of the test's own, with the project's role
+    (:class:`~tests.faults.postgres.PrivatePostgres`), on a port of its own:
+    a test may restart or stop it, never the host's. Stopped and removed,
+    whatever happened, at the end of the test."""
+    reason = postgres_unavailable()
+    if reason is not None:
+        pytest.skip(f"cannot start a PostgreSQL server here: {reason}")
+    server = PrivatePostgres()
+    try:
+        server.init().start()
+        server.create_login()
+        yield server
+    finally:
+        server.close()

@@ -15,7 +15,7 @@ import requests
 from servicekit.config import ROOT
 from tests.support import free_port
 
-from .conftest import service_env
+from .conftest import service_env, start_runner
 
 pytestmark = pytest.mark.faults
 
@@ -38,16 +38,7 @@ class Runner:
         self.log_path = tmp_path / "runner.log"
         # As a shell's `&` starts a job: SIGINT ignored, and so in its children.
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tools.runner"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=ignore,
-                process_group=0,
-            )
+        self.process = start_runner(env, self.log_path, preexec_fn=ignore)
 
     def output(self):
         return self.log_path.read_text()
