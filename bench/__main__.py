@@ -29,6 +29,10 @@ target is; rows without a target are there to explain the others.
   copies of the shared port, against ``ceiling_phase2``: the ceiling of one
   copy again (on the cache-off gateway, the same code), in the same rounds.
 - ``read_cold``: 100,000 distinct articles on the cache-off gateway.
+  ``pg_read``: the same articles read by the cache-off gateway's own worker
+  straight from PostgreSQL (one primary-key ``SELECT`` on a raw psycopg2
+  connection, the row made JSON by PostgreSQL): how much of a cold read is
+  the database's, and how much the RPC's and the service's.
 - ``list_deep``: a page 900,000 rows deep in 1,000,000 against the first page
   when the table had 1,000 rows (p50 of 200 sequential requests), each
   counted in empty RPCs taken in turn with it, since the two are a minute
@@ -209,7 +213,7 @@ class Bench:
             self.measure_list_deep()
             self.pick_articles()
             self.measure_search()
-            one_copy = ("ceiling", "rpc_echo", "read_hot", "list_hot", "read_cold")
+            one_copy = ("ceiling", "rpc_echo", "pg_read", "read_hot", "list_hot", "read_cold")
             self.measure_rounds("one gateway copy", one_copy)
             self.measure_feed()
             self.start_second_copy()
@@ -368,6 +372,7 @@ class Bench:
         return {
             "ceiling": load.Target(f"{cached}/bench/ceiling"),
             "rpc_echo": load.Target(f"{cached}/bench/echo"),
+            "pg_read": load.Target(f"{uncached}/bench/pg_read/", self.cold_file),
             "read_hot": load.Target(f"{cached}/api/articles/", self.hot_file),
             "list_hot": load.Target(cached + FIRST_PAGE),
             "read_cold": load.Target(f"{uncached}/api/articles/", self.cold_file),

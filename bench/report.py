@@ -24,6 +24,7 @@ RESULTS_DIR = Path(__file__).parent / "results"
 ORDER = (
     "ceiling",
     "rpc_echo",
+    "pg_read",
     "read_hot",
     "list_hot",
     "read_cold",
@@ -86,7 +87,9 @@ CHECKS = (
     Check("read_hot", "req/s ÷ ceiling", _ratio("read_hot", "ceiling"), ">=", 3.0),
     Check("read_hot", "p99 ÷ ceiling p99", _ratio("read_hot", "ceiling", "p99_ms"), "<=", 2),
     Check("list_hot", "req/s ÷ ceiling", _ratio("list_hot", "ceiling"), ">=", 2.0),
+    Check("pg_read", "req/s ÷ ceiling", _ratio("pg_read", "ceiling")),
     Check("read_cold", "req/s ÷ rpc_echo", _ratio("read_cold", "rpc_echo"), ">=", 0.85),
+    Check("read_cold", "req/s ÷ pg_read", _ratio("read_cold", "pg_read")),
     Check("ceiling_phase2", "req/s ÷ ceiling", _ratio("ceiling_phase2", "ceiling")),
     Check(
         "read_hot_all",
