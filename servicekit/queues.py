@@ -2,9 +2,10 @@
 
 ``AMQP_QUEUE_TYPE=quorum``: every durable queue (RPC, event, retry,
 dead-letter) is a quorum queue, which a RabbitMQ cluster replicates; classic
-otherwise. Per-process queues (replies, broadcasts) stay classic: they live
-and die with their process. The type of an existing queue cannot change: set
-it on a fresh vhost.
+otherwise. Per-process queues (the gateways' broadcasts, ``nameko shell``'s
+replies) stay classic: they live and die with their process (the gateway's
+RPC replies need no queue: direct reply-to). The type of an existing queue
+cannot change: set it on a fresh vhost.
 """
 
 
