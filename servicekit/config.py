@@ -6,8 +6,9 @@ file through :func:`load_config`, so there is exactly one source of defaults.
 
 import logging
 import os
+import re
 from pathlib import Path
-from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlunsplit
 
 import yaml
 from nameko.cli.main import setup_yaml_parser
@@ -61,7 +62,7 @@ def database_servers(url):
     ``host`` in the query wins over the one before the path, as in
     SQLAlchemy.
     """
-    parts = urlsplit(_text(url))
+    parts = _split(_text(url))
     query = parse_qsl(parts.query, keep_blank_values=True)
     hosts = [host for key, value in query if key == "host" for host in value.split(",")]
     if not hosts:
@@ -97,7 +98,7 @@ def libpq_url(url):
     libpq's ``@a:5432,b:5433``. Any other URL is returned as it is.
     """
     url = _text(url)
-    parts = urlsplit(url)
+    parts = _split(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
     hosts_in_query = [value for key, value in query if key == "host"]
     servers = database_servers(url)
@@ -113,6 +114,16 @@ def libpq_url(url):
     netloc = f"{userinfo}@" if userinfo else ""
     encoded = urlencode(params, quote_via=quote, safe=",/")
     return urlunsplit((parts.scheme, netloc, parts.path, encoded, parts.fragment))
+
+
+# RFC 3986's own regular expression (appendix B): the five parts, unchecked.
+# urlsplit refuses libpq's "u:p@[::1],b:5433" (Python 3.13: "Invalid IPv6 URL").
+_URL_PARTS = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?")
+
+
+def _split(url):
+    scheme, netloc, path, query, fragment = _URL_PARTS.fullmatch(url).groups()
+    return SplitResult(scheme or "", netloc or "", path, query or "", fragment or "")
 
 
 def _text(url):
