@@ -68,6 +68,12 @@ BENCH_ARGS ?=
 bench: install ## Benchmark on a stack of its own: one table, JSON in bench/results/ (BENCH_ARGS="...")
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
+# Extra profile arguments: make profile PROFILE_ARGS="--figures write --seconds 10"
+PROFILE_ARGS ?=
+.PHONY: profile
+profile: install ## Where a cold read, an empty RPC and a write spend CPU, by process (needs py-spy)
+	$(PYTHON) -m bench.profile $(PROFILE_ARGS)
+
 # Against an API that is already running (`make run` in another terminal, or
 # `docker compose up`): API_URL (default http://localhost:8000), FUZZ_SEED to
 # replay a run, FUZZ_MAX_EXAMPLES (default 100); it logs in as ADMIN_EMAIL.

@@ -12,6 +12,7 @@ import logging
 
 from nameko.events import BROADCAST, EventHandler
 
+from servicekit.entrypoints import SignatureOnce
 from servicekit.shutdown import PromptQueueConsumer
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class BroadcastConsumer(PromptQueueConsumer):
         self._connected_before = True
 
 
-class BroadcastHandler(EventHandler):
+class BroadcastHandler(SignatureOnce, EventHandler):
     """``@broadcast("articles", "article_updated")``: every copy gets every event."""
 
     queue_consumer = BroadcastConsumer()

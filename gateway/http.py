@@ -29,6 +29,7 @@ from nameko.web.server import WebServer, WsgiApp
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from servicekit.entrypoints import SignatureOnce
 from servicekit.errors import ServiceError
 from servicekit.logs import CONTEXT_KEY, HTTP_CONNECTION
 from servicekit.metrics import REPORTED
@@ -171,7 +172,7 @@ class GatewayServer(WebServer):
         return {CONTEXT_KEY: request.headers[REQUEST_ID_HEADER]}
 
 
-class JsonHttpHandler(HttpRequestHandler):
+class JsonHttpHandler(SignatureOnce, HttpRequestHandler):
     """nameko's ``@http`` with JSON errors; ``cached="articles"`` marks a public
     read of that resource, ``per_caller=True`` one whose answer depends on the
     caller (only anonymous requests are cached), ``changes="articles"`` a

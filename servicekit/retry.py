@@ -25,6 +25,7 @@ from nameko.constants import AMQP_URI_CONFIG_KEY, PERSISTENT
 from nameko.events import EventHandler
 
 from .db import iso, utcnow
+from .entrypoints import SignatureOnce
 from .idempotency import MalformedEvent
 from .metrics import EVENT_RETRIES, EVENTS_PARKED
 from .queues import durable_queue_arguments
@@ -124,7 +125,7 @@ def confirming_publisher(amqp_uri):
     return Publisher(amqp_uri, use_confirms=True, delivery_mode=PERSISTENT, mandatory=True)
 
 
-class RetryingEventHandler(EventHandler):
+class RetryingEventHandler(SignatureOnce, EventHandler):
     """nameko's ``EventHandler`` (service pool) with delayed retries and parking.
 
     ``retry_delays``: seconds to wait before each retry; by default the
