@@ -36,6 +36,9 @@ class MetaCounters(fields.Nested):
     def serialize(self, attr, obj, accessor=None, **kwargs):
         return {name: get_value(obj, name) for name in self.counters}
 
+    def row_value(self, row):  # servicekit.schemas.row_dumper
+        return {name: row[name] for name in self.counters}
+
 
 class NewsItemSchema(WireSchema):
     """A news item as the API shows it; the service's schema adds ``meta``."""
@@ -90,6 +93,8 @@ class UTCDate(fields.AwareDateTime):
 
     def _serialize(self, value, attr, obj, **kwargs):
         return iso(value)
+
+    row_conversion = staticmethod(iso)  # servicekit.schemas.row_dumper
 
 
 class EventSchema(NewsItemSchema):

@@ -67,8 +67,63 @@ def load(schema, payload, *, partial=False):
 class UTCDateTime(fields.Field):
     """Dumps an aware datetime as ISO 8601 UTC with ``Z``."""
 
+    row_conversion = staticmethod(iso)  # see row_dumper
+
     def _serialize(self, value, attr, obj, **kwargs):
         return iso(value)
+
+
+def row_dumper(schema):
+    """A function that dumps a row (a mapping of attribute to value, as
+    :class:`servicekit.db.PreparedRead` or ``.mappings()`` give) exactly as
+    ``schema.dump`` does, at a fraction of its cost: the schema's fields read
+    once into a plan of plain conversions. A field says how to convert its
+    value with ``row_conversion`` (else its type must be one of
+    ``_ROW_CONVERSIONS``), or how to read it from the whole row with
+    ``row_value(row)``. A schema with anything else (dump hooks, nested
+    schemas, other field types) gets ``schema.dump`` itself."""
+    if schema._hooks.get("pre_dump") or schema._hooks.get("post_dump"):
+        return schema.dump
+    plan = []
+    for name, field in schema.dump_fields.items():
+        if hasattr(field, "row_value"):
+            value_of = field.row_value
+        else:
+            convert = getattr(field, "row_conversion", None) or _row_conversion(field)
+            if convert is None:
+                return schema.dump
+            value_of = _column_value(field.attribute or name, convert)
+        plan.append((field.data_key or name, value_of))
+
+    def dump(row):
+        return {key: value_of(row) for key, value_of in plan}
+
+    return dump
+
+
+def _column_value(attribute, convert):
+    return lambda row: convert(row[attribute])
+
+
+def _row_conversion(field):
+    if type(field) is fields.List and type(field.inner) is fields.String:
+        return _string_list
+    return _ROW_CONVERSIONS.get(type(field))
+
+
+def _or_none(convert):
+    return lambda value: None if value is None else convert(value)
+
+
+def _string_list(value):
+    return None if value is None else [None if each is None else str(each) for each in value]
+
+
+_ROW_CONVERSIONS = {
+    fields.String: _or_none(str),
+    fields.UUID: _or_none(str),
+    fields.Integer: _or_none(int),
+}
 
 
 def string_list(**kwargs):
