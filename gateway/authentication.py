@@ -17,7 +17,7 @@ from nameko.extensions import DependencyProvider
 from servicekit.errors import Forbidden, ServiceUnavailable, Unauthorized
 from servicekit.logs import Trouble
 from servicekit.rpc import DirectReplyCalls
-from servicekit.tokens import InvalidToken, verify_token
+from servicekit.tokens import InvalidToken, TokenVerifier
 
 from .broadcast import BroadcastConsumer
 from .rpc import ConsumerPoll
@@ -78,7 +78,7 @@ class Authenticator(DependencyProvider):
     consumer_poll = ConsumerPoll()
 
     def setup(self):
-        self.secret = self.container.config["JWT_SECRET"]
+        self.tokens = TokenVerifier(self.container.config["JWT_SECRET"])
         self.keep_seconds = float(self.container.config["JWT_TTL_SECONDS"])
         self.deleted = {}  # user id -> when to forget it (time.time())
         self.generations = {}  # user id -> (latest token generation, when to forget it)
@@ -236,7 +236,7 @@ class _Auth:
             return None
         provider = self._provider
         try:
-            claims = verify_token(provider.secret, token.strip())
+            claims = provider.tokens.verify(token.strip())
             # A forged or expired token is a 401 whatever the gateway knows;
             # a valid one may still be revoked, which it cannot tell yet.
             if not provider.revocations_known:

@@ -11,7 +11,7 @@ announced in the transaction of the change (``<resource>_added``/
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DBAPIError
 
 from servicekit.database_errors import TOO_SLOW, meaning
@@ -59,16 +59,17 @@ class NewsItems:
         # by id with a statement each connection prepares once.
         self.dump_row = row_dumper(schema)
         self.by_id = PreparedRead(f"{resource}_by_id", by_primary_key(model))
+        self.insert = insert(model.__table__).returning(*readable_columns(model))
 
     def create(self, change, payload):
         """Store a new item and announce it; the item as the API shows it."""
         if isinstance(payload, dict):
             payload = {k: v for k, v in payload.items() if k not in self.update_only_fields}
         now = utcnow()
-        item = self.model(**load(self.schema, payload), created_at=now, updated_at=now)
-        change.session.add(item)
-        change.session.flush()
-        return self._announce(change, "added", item)
+        values = {**load(self.schema, payload), "created_at": now, "updated_at": now}
+        # Core, not the ORM's unit of work: one INSERT ... RETURNING the row.
+        row = change.session.execute(self.insert, values).mappings().one()
+        return change.announce(f"{self.resource}_added", row["id"], self.dump_row(row))
 
     def get(self, reads, item_id):
         row = self.by_id.first(reads, id=parse_id(item_id, self.resource))

@@ -2,16 +2,19 @@
 
 A write adds the event row in the same session and transaction as its data
 (``self.change.announce(...)``, :mod:`servicekit.writes`). After the worker
-returns, the rows it added are published with publisher confirms and
-persistent delivery, then marked sent. Rows that could not be published (broker down, process killed)
-are swept up by a background loop in every replica. Published rows are
-pruned after 7 days (:mod:`servicekit.retention`).
+returns, the rows it added are claimed and marked sent in one statement,
+published with publisher confirms and persistent delivery, and the mark
+committed; a failed publish rolls the mark back. Rows that could not be
+published (broker down, process killed) are swept up by a background loop in
+every replica. Published rows are pruned after 7 days
+(:mod:`servicekit.retention`).
 
 Ordering: a row is published only once every earlier row of the same
 aggregate (resource) has been, so consumers see a resource's events in commit
 order. Concurrency between replicas is settled with ``FOR UPDATE SKIP
-LOCKED``; a crash between publish and mark gives at-least-once delivery, which
-the consumers' idempotency (by ``eventId``) absorbs.
+LOCKED``; a crash between the publish and the commit of its mark gives
+at-least-once delivery, which the consumers' idempotency (by ``eventId``)
+absorbs.
 """
 
 import logging
@@ -24,7 +27,7 @@ from nameko.constants import PERSISTENT
 from nameko.events import get_event_exchange
 from nameko.extensions import Extension
 from nameko.messaging import HeaderEncoder
-from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, text
+from sqlalchemy import BigInteger, DateTime, Identity, Index, String, Uuid, insert, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
@@ -69,16 +72,22 @@ class OutboxMixin:
         )
 
 
-# Oldest unpublished row of each aggregate, skipping rows another relay holds.
+# Oldest unpublished row of each aggregate, skipping rows another relay
+# holds, marked published in the statement that claims it: the mark is
+# undone if the publish fails (the transaction rolls back), and one
+# statement does what a claim and a mark did in two.
 _CLAIM_SQL = """
-SELECT o.id, o.event_type, o.payload, o.headers FROM {table} o
-WHERE o.published_at IS NULL {only_mine}
-  AND NOT EXISTS (
-    SELECT 1 FROM {table} p
-    WHERE p.aggregate_id = o.aggregate_id AND p.published_at IS NULL AND p.id < o.id)
-ORDER BY o.id
-LIMIT :batch
-FOR UPDATE SKIP LOCKED
+UPDATE {table} SET published_at = now()
+WHERE id IN (
+  SELECT o.id FROM {table} o
+  WHERE o.published_at IS NULL {only_mine}
+    AND NOT EXISTS (
+      SELECT 1 FROM {table} p
+      WHERE p.aggregate_id = o.aggregate_id AND p.published_at IS NULL AND p.id < o.id)
+  ORDER BY o.id
+  LIMIT :batch
+  FOR UPDATE SKIP LOCKED)
+RETURNING id, event_type, payload, headers
 """
 
 
@@ -121,7 +130,7 @@ class Outbox(Extension, HeaderEncoder):
             _CLAIM_SQL.format(table=table, only_mine="AND o.event_id = ANY(:ids)")
         )
         self._claim_any = text(_CLAIM_SQL.format(table=table, only_mine=""))
-        self._mark = text(f"UPDATE {table} SET published_at = now() WHERE id = ANY(:ids)")
+        self._insert = insert(self.model.__table__)
         self._backlog = text(f"SELECT count(*) FROM {table} WHERE published_at IS NULL")
         OUTBOX_METRICS.watch(self)
 
@@ -138,10 +147,10 @@ class Outbox(Extension, HeaderEncoder):
         """Add the event to ``session``; it is published once committed.
         Returns its payload."""
         headers = self.get_message_headers(worker_ctx)
-        row = outbox_row(self.model, event_type, aggregate_id, data, headers)
-        session.add(row)
-        self._added.setdefault(worker_ctx, []).append(row.event_id)
-        return row.payload
+        values = outbox_values(event_type, aggregate_id, data, headers)
+        session.execute(self._insert, values)  # Core: no ORM unit of work for one row
+        self._added.setdefault(worker_ctx, []).append(values["event_id"])
+        return values["payload"]
 
     def relay_added(self, worker_ctx):
         """After the worker returned (its ``worker_result``): publish what it
@@ -167,15 +176,13 @@ class Outbox(Extension, HeaderEncoder):
                 else:
                     params = {"ids": list(event_ids), "batch": BATCH_SIZE}
                     rows = conn.execute(self._claim_mine, params).all()
-                for row in rows:
+                for row in sorted(rows, key=lambda row: row.id):  # RETURNING keeps no order
                     self.publisher.publish(
                         row.payload,
                         exchange=self.exchange,
                         routing_key=row.event_type,
                         extra_headers=row.headers,
                     )
-                if rows:
-                    conn.execute(self._mark, {"ids": [row.id for row in rows]})
         except Exception as exc:  # broker or database down: the sweeper retries
             self._failing = True
             self._trouble.occurred("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
@@ -209,11 +216,17 @@ def outbox_row(model, event_type, aggregate_id, data, headers=None):
     Outside a worker (a start-up seed, say) add it to the session yourself;
     the sweeper publishes it within a second of the commit.
     """
+    return model(**outbox_values(event_type, aggregate_id, data, headers))
+
+
+def outbox_values(event_type, aggregate_id, data, headers=None):
+    """The columns of an outbox row carrying the contract's event payload."""
     event_id = uuid.uuid4()
-    return model(
-        event_id=event_id,
-        event_type=event_type,
-        aggregate_id=str(aggregate_id),
-        payload={"eventId": str(event_id), "occurredAt": iso(utcnow()), "data": data},
-        headers=headers or {},
-    )
+    return {
+        "event_id": event_id,
+        "event_type": event_type,
+        "aggregate_id": str(aggregate_id),
+        "payload": {"eventId": str(event_id), "occurredAt": iso(utcnow()), "data": data},
+        "headers": headers or {},
+        "created_at": utcnow(),
+    }

@@ -18,7 +18,7 @@ that an RPC redelivered after a crash does not act twice.
 from datetime import timedelta
 
 from nameko.extensions import Extension
-from sqlalchemy import DateTime, String, text
+from sqlalchemy import DateTime, String, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import mapped_column
 
@@ -45,13 +45,13 @@ class Claim:
     """A claimed key: ``answer`` if the request was done before (replay it);
     otherwise ``keep(answer)`` before the commit."""
 
-    def __init__(self, row=None, answer=None):
-        self._row = row
+    def __init__(self, store=None, answer=None):
+        self._store = store
         self.answer = answer
 
     def keep(self, answer):
-        if self._row is not None:
-            self._row.answer = answer
+        if self._store is not None:
+            self._store(answer)
 
 
 NO_KEY = Claim()
@@ -60,11 +60,31 @@ NO_KEY = Claim()
 class RequestKeys(Extension):
     """The service's request keys (``RequestKeys(RequestKey)``), inside
     :class:`servicekit.writes.Changes`, which claims a write RPC's key with
-    :meth:`claim`. Expired keys are deleted in the background."""
+    :meth:`claim`. Expired keys are deleted in the background.
+
+    In Core statements, not the ORM's unit of work: a key is read, then
+    written once, with its answer, just before the commit."""
 
     def __init__(self, model):
         self.model = model
         self.expired = PrunedTable(model, "expires_at")
+        table = model.__table__
+        this_key = (table.c.caller == bindparam("caller")) & (table.c.key == bindparam("key"))
+        self._select = select(table.c.fingerprint, table.c.answer, table.c.expires_at).where(
+            this_key
+        )
+        self._insert = insert(table)
+        self._update = (
+            update(table)
+            .where(
+                (table.c.caller == bindparam("at_caller")) & (table.c.key == bindparam("at_key"))
+            )
+            .values(
+                fingerprint=bindparam("fingerprint"),
+                expires_at=bindparam("expires_at"),
+                answer=bindparam("answer"),
+            )
+        )
 
     def claim(self, session, request_key):
         if request_key is None:
@@ -81,7 +101,7 @@ class RequestKeys(Extension):
                 {"Idempotency-Key": ["In use by a request still running."]},
             )
         now = utcnow()
-        row = session.get(self.model, (caller, key))
+        row = session.execute(self._select, {"caller": caller, "key": key}).first()
         if row is not None and row.expires_at > now and row.answer is not None:
             if row.fingerprint != fingerprint:
                 raise ValidationError(
@@ -89,12 +109,17 @@ class RequestKeys(Extension):
                     {"Idempotency-Key": ["Used with another method, path or body."]},
                 )
             return Claim(answer=row.answer)
+        values = {"fingerprint": fingerprint, "expires_at": now + timedelta(seconds=seconds)}
         if row is None:
-            row = self.model(caller=caller, key=key)
-            session.add(row)
-        row.fingerprint = fingerprint
-        row.expires_at = now + timedelta(seconds=seconds)
-        return Claim(row=row)
+            values |= {"caller": caller, "key": key}
+            return Claim(
+                store=lambda answer: session.execute(self._insert, {**values, "answer": answer})
+            )
+        # Expired (or left without an answer): taken over by this request.
+        values |= {"at_caller": caller, "at_key": key}
+        return Claim(
+            store=lambda answer: session.execute(self._update, {**values, "answer": answer})
+        )
 
 
 def _parsed(request_key):

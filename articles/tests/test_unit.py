@@ -19,18 +19,17 @@ def articles_service():
     return service
 
 
-def test_create_adds_the_row_and_its_event_in_one_commit():
+def test_create_inserts_the_row_and_announces_it_in_one_commit():
     service = articles_service()
     service.create({**NEW_ARTICLE, "meta": {"likes": -5}, "createdDate": "1999"})
 
-    (article,) = service.change.session.add.call_args.args
-    assert isinstance(article, Article)
-    assert article.created_at == article.updated_at
-    assert (article.status, article.tags, article.images_uid) == (0, [], [])
-    assert article.likes is None  # the column default (0) applies at insert
-    (event_type, aggregate_id, data), _ = service.change.announce.call_args
-    assert (event_type, aggregate_id) == ("article_added", None)
-    assert data["title"] == "T"
+    (statement, values), _ = service.change.session.execute.call_args
+    assert statement is article_items.insert  # INSERT ... RETURNING the row
+    assert values["created_at"] == values["updated_at"]  # ours, not the client's "1999"
+    assert "likes" not in values  # meta is ignored on create: the column default applies
+    assert (values["author_uid"], values["title"]) == ("u1", "T")
+    (event_type, _aggregate_id, _data), _ = service.change.announce.call_args
+    assert event_type == "article_added"
     service.change.commit.assert_called_once_with()
 
 

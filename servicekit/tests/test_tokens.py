@@ -5,7 +5,7 @@ import time
 import jwt
 import pytest
 
-from servicekit.tokens import InvalidToken, issue_token, verify_token
+from servicekit.tokens import InvalidToken, TokenVerifier, issue_token, verify_token
 
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -70,3 +70,33 @@ def test_a_gen_that_is_no_generation_is_refused(generation):
     claims = {"sub": "u1", "role": "regular", "gen": generation, "iat": now, "exp": now + 60}
     with pytest.raises(InvalidToken):
         verify_token(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"))
+
+
+def test_a_remembered_token_is_refused_once_it_expires(monkeypatch):
+    verifier = TokenVerifier(SECRET)
+    now = time.time()
+    token = issue_token(SECRET, user_id="u1", email="a@b.c", role="regular", ttl_seconds=60)
+    assert verifier.verify(token)["sub"] == "u1"
+    monkeypatch.setattr(time, "time", lambda: now + 61)
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)  # remembered as valid, but its exp has passed
+    assert token not in verifier._valid  # forgotten: the next time is a full check
+
+
+def test_only_valid_tokens_are_remembered_and_at_most_max_entries():
+    verifier = TokenVerifier(SECRET, max_entries=2)
+    tokens = [
+        issue_token(SECRET, user_id=f"u{n}", email="a@b.c", role="regular", ttl_seconds=60)
+        for n in range(3)
+    ]
+    forged = issue_token(
+        "another secret", user_id="u9", email="a@b.c", role="admin", ttl_seconds=60
+    )
+    with pytest.raises(InvalidToken):
+        verifier.verify(forged)
+    for token in tokens:
+        verifier.verify(token)
+    assert list(verifier._valid) == tokens[1:]  # the oldest forgotten; the forged one never kept
+    claims = verifier.verify(tokens[2])
+    claims["role"] = "admin"  # a caller's copy: what is remembered stays as verified
+    assert verifier.verify(tokens[2])["role"] == "regular"

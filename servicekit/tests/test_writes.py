@@ -2,10 +2,12 @@
 database: the change, its event and the request key's answer are committed
 together, or none of them."""
 
+from datetime import timedelta
+
 import pytest
 from nameko.exceptions import IncorrectSignature
 from nameko.standalone.rpc import ServiceRpcProxy
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from servicekit.base import ServiceBase
 from servicekit.errors import Conflict, ValidationError
@@ -73,3 +75,16 @@ def test_a_call_that_does_not_fit_the_signature_is_refused_as_such(writer):
         writer.note()
     with pytest.raises(IncorrectSignature):
         writer.note("a", unknown=1)
+
+
+def test_an_expired_key_is_taken_over_by_the_next_request(writer, kit_session):
+    assert writer.note("old", request_key=key("k3")) == {"text": "old"}
+    session = kit_session()
+    session.execute(update(RequestKey).values(expires_at=func.now() - timedelta(seconds=1)))
+    session.commit()
+    # Expired: the request runs again, and the key keeps the new answer.
+    assert writer.note("new", request_key=key("k3", fingerprint="f2")) == {"text": "new"}
+    assert writer.note("new", request_key=key("k3", fingerprint="f2")) == {"text": "new"}
+    assert rows(kit_session) == 2
+    stored = kit_session().execute(select(RequestKey.fingerprint, RequestKey.answer)).one()
+    assert tuple(stored) == ("f2", {"text": "new"})
