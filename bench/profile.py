@@ -72,6 +72,12 @@ def parse_args():
     parser.add_argument("--cold-port", type=int, default=8181)
     parser.add_argument("--feed-port", type=int, default=8182)
     parser.add_argument("--rows", type=int, default=102_000, help="articles in the stack")
+    parser.add_argument(
+        "--articles-copies",
+        type=int,
+        default=1,
+        help="articles service processes (1 in make bench)",
+    )
     return parser.parse_args()
 
 
@@ -109,6 +115,8 @@ class Profile(Bench):
         started = datetime.now(UTC).isoformat(timespec="seconds")
         with cleanup_at_exit() as cleanup:
             self.start_stack(cleanup, config)
+            for copy in range(2, args.articles_copies + 1):
+                self.services.start(f"articles_{copy}", "bench.stack:BenchArticles")
             self.progress(f"growing the articles to {args.rows:,} rows")
             self.articles.grow_to(args.rows)
             self.pick_articles()

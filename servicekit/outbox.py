@@ -22,8 +22,16 @@ import uuid
 from weakref import WeakKeyDictionary
 
 import eventlet
-from nameko.amqp.publish import Publisher
-from nameko.constants import PERSISTENT
+from kombu import Connection
+from kombu.pools import producers
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY,
+    PERSISTENT,
+    SERIALIZER_CONFIG_KEY,
+)
 from nameko.events import get_event_exchange
 from nameko.extensions import Extension
 from nameko.messaging import HeaderEncoder
@@ -116,15 +124,7 @@ class Outbox(Extension, HeaderEncoder):
         self.database.setup()
         self.engine = self.database.engine
         self.exchange = get_event_exchange(service_name, config)
-        # retry=False: no retry policy; the sweeper publishes the row once the
-        # broker is back. (kombu still tries to connect for up to 4 s.)
-        self.publisher = Publisher(
-            config["AMQP_URI"],
-            use_confirms=True,
-            delivery_mode=PERSISTENT,
-            declare=[self.exchange],
-            retry=False,
-        )
+        self.publisher = ConfirmedPublisher(config, self.exchange)
         table = self.model.__table__.name
         self._claim_mine = text(
             _CLAIM_SQL.format(table=table, only_mine="AND o.event_id = ANY(:ids)")
@@ -177,12 +177,7 @@ class Outbox(Extension, HeaderEncoder):
                     params = {"ids": list(event_ids), "batch": BATCH_SIZE}
                     rows = conn.execute(self._claim_mine, params).all()
                 for row in sorted(rows, key=lambda row: row.id):  # RETURNING keeps no order
-                    self.publisher.publish(
-                        row.payload,
-                        exchange=self.exchange,
-                        routing_key=row.event_type,
-                        extra_headers=row.headers,
-                    )
+                    self.publisher.publish(row.payload, row.event_type, row.headers)
         except Exception as exc:  # broker or database down: the sweeper retries
             self._failing = True
             self._trouble.occurred("outbox: publishing deferred (%s: %s)", type(exc).__name__, exc)
@@ -208,6 +203,39 @@ class Outbox(Extension, HeaderEncoder):
             # loop at once while there is a backlog, sleep when there is none.
             if not self.relay():
                 eventlet.sleep(self.sweep_interval)
+
+
+class ConfirmedPublisher:
+    """Events to ``exchange``: persistent, confirmed by the broker, through
+    kombu's producer pool (a connection for each concurrent publisher, as
+    nameko's ``Publisher`` has), the pool looked up once rather than from a
+    connection object made for every publish. No retry policy: a failure
+    raises at once, and the sweeper publishes the row once the broker is
+    back. (kombu still tries to connect for up to 4 s.)"""
+
+    def __init__(self, config, exchange):
+        connection = Connection(
+            config["AMQP_URI"],
+            transport_options={**DEFAULT_TRANSPORT_OPTIONS, "confirm_publish": True},
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+        self.producers = producers[connection]
+        self.exchange = exchange
+        self.serializer = config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER)
+
+    def publish(self, payload, routing_key, headers):
+        with self.producers.acquire(block=True) as producer:
+            producer.publish(
+                payload,
+                exchange=self.exchange,
+                routing_key=routing_key,
+                headers=headers,
+                delivery_mode=PERSISTENT,
+                declare=[self.exchange],
+                serializer=self.serializer,
+                retry=False,
+            )
 
 
 def outbox_row(model, event_type, aggregate_id, data, headers=None):

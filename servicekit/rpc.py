@@ -233,6 +233,7 @@ class DirectReplyCalls(SharedExtension):
         connection = self.connection
         # Each failed attempt moves on to the next broker AMQP_URI names.
         connection.ensure_connection(max_retries=len(connection.alt) or 1, interval_start=0)
+        _no_drain_on_publish(connection.connection)
         self._renew, self._retired = False, []
         self.channel = self._new_channel(declare=True)
         if not self._connected.ready():
@@ -271,6 +272,19 @@ class DirectReplyCalls(SharedExtension):
         pending, self.pending = self.pending, {}
         for reply in pending.values():
             reply.send_exception(ServiceUnavailable(why))
+
+
+def _no_drain_on_publish(amqp_connection):
+    """py-amqp reads the connection (with a zero timeout) before each
+    publish, in case the broker said "connection.blocked": ~17 µs a publish,
+    and on a connection whose frames another green thread reads, a second
+    reader that can take bytes of a frame that one is in the middle of. Our
+    drain loop reads every frame, a blocked notice too; this tells py-amqp
+    not to (the capability was already negotiated when it connected)."""
+    properties = dict(amqp_connection.client_properties)
+    capabilities = properties.get("capabilities") or {}
+    properties["capabilities"] = {**capabilities, "connection.blocked": False}
+    amqp_connection.client_properties = properties
 
 
 class QuickReplyRpcConsumer(RpcConsumer):

@@ -38,7 +38,7 @@ def add_rows(session, *aggregates):
 
 
 def published(outbox):
-    return [call.kwargs["routing_key"] for call in outbox.publisher.publish.call_args_list]
+    return [call.args[1] for call in outbox.publisher.publish.call_args_list]
 
 
 def test_each_round_sends_the_oldest_pending_event_of_each_resource(outbox, kit_session):

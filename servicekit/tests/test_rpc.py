@@ -1,11 +1,12 @@
 """RPC replies (servicekit.rpc): unconfirmed, transient, and never fatal."""
 
+import kombu
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from servicekit.errors import NotFound
-from servicekit.rpc import rpc
+from servicekit.rpc import DirectReplyCalls, rpc
 
 
 class Replies:
@@ -43,3 +44,17 @@ def test_an_unserializable_result_is_an_error_for_the_caller_not_a_dead_service(
         replies.not_json()
     assert err.value.exc_type == "UnserializableValueError"
     assert replies.echo(1) == 1  # still serving
+
+
+def test_replies_go_out_on_a_held_connection_whose_publishes_never_read(config, container_factory):
+    container = container_factory(Replies, config)
+    container.start()
+    with ServiceRpcProxy("replies", config) as proxy:
+        assert proxy.echo("held") == "held"
+    (calls,) = [ext for ext in container.extensions if isinstance(ext, DirectReplyCalls)]
+    held = calls.connection.connection  # py-amqp's, under kombu's
+    assert held.client_properties["capabilities"]["connection.blocked"] is False
+    # That connection only: py-amqp reads before a publish on any other.
+    with kombu.Connection(config["AMQP_URI"]) as other:
+        other.connect()
+        assert other.connection.client_properties["capabilities"]["connection.blocked"] is True
