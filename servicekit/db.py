@@ -7,6 +7,7 @@ import weakref
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
+import psycopg2
 from nameko.extensions import SharedExtension
 from nameko_sqlalchemy.database import Database as _Database
 from nameko_sqlalchemy.database import DatabaseWrapper, Session
@@ -241,12 +242,19 @@ class PreparedRead:
     def all(self, reads, **params):
         """Every row, as mappings."""
         connection = reads.connection.dbapi_connection
-        with connection.cursor() as cursor:
-            if connection not in self._prepared_on:
-                cursor.execute(self._prepare)
-                self._prepared_on.add(connection)
-            cursor.execute(self._execute, [params[name] for name in self.parameters])
-            rows = cursor.fetchall()
+        try:
+            with connection.cursor() as cursor:
+                if connection not in self._prepared_on:
+                    cursor.execute(self._prepare)
+                    self._prepared_on.add(connection)
+                cursor.execute(self._execute, [params[name] for name in self.parameters])
+                rows = cursor.fetchall()
+        except psycopg2.Error:
+            # What SQLAlchemy does for its own statements: a connection
+            # found dead is dropped from the pool, not handed out again.
+            if connection.closed:
+                reads.invalidate()
+            raise
         columns = self.columns
         return [dict(zip(columns, row, strict=True)) for row in rows]
 

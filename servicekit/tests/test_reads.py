@@ -4,10 +4,12 @@ connection, and rows dumped by a plan read from the schema once."""
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg2
 import pytest
 from marshmallow import fields
 from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy.dialects.postgresql import ARRAY, TIMESTAMP, UUID
+from sqlalchemy.pool import NullPool
 
 from servicekit.db import PreparedRead, make_engine
 from servicekit.schemas import UTCDateTime, WireSchema, row_dumper, string_list
@@ -37,7 +39,9 @@ class ThingSchema(WireSchema):
 @pytest.fixture
 def reads(kit_database_url):
     """An autocommit engine, as a service's reads, on a table of things."""
-    engine = make_engine(kit_database_url, isolation_level="AUTOCOMMIT", pool_size=1)
+    engine = make_engine(
+        kit_database_url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, pool_size=1
+    )
     metadata.create_all(engine)
     yield engine
     metadata.drop_all(engine)
@@ -111,3 +115,21 @@ def test_a_schema_with_fields_not_planned_is_dumped_by_marshmallow():
 
     schema = Nested()
     assert row_dumper(schema) == schema.dump
+
+
+def test_a_connection_found_dead_by_a_prepared_read_leaves_the_pool(reads, kit_database_url):
+    read = PreparedRead("thing_by_id_dead", THING_BY_ID)
+    thing = uuid.uuid4()
+    with reads.connect() as conn:
+        conn.execute(things.insert(), [{"id": thing, "name": "alive"}])
+        first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert read.first(conn, id=thing)["name"] == "alive"
+    killer = make_engine(kit_database_url, poolclass=NullPool)
+    with killer.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    killer.dispose()
+    with reads.connect() as conn, pytest.raises(psycopg2.OperationalError):
+        read.first(conn, id=thing)  # the pool's one connection, dead: a 503 for its caller
+    with reads.connect() as conn:  # not handed out again: a new backend
+        assert conn.execute(text("SELECT pg_backend_pid()")).scalar() != first
+        assert read.first(conn, id=thing)["name"] == "alive"
