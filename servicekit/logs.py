@@ -100,11 +100,13 @@ class CorrelationId(DependencyProvider):
     def setup(self):
         _service["name"] = self.container.service_name
 
+    # worker_ctx.data, not .context_data: that is a copy made on each read
+    # (with the call id stack, a uuid4 the first time), so a value set in it
+    # was lost, and the worker's calls and events went without the id.
     def worker_setup(self, worker_ctx):
-        value = worker_ctx.context_data.get(CONTEXT_KEY)
+        value = worker_ctx.data.get(CONTEXT_KEY)
         if value is None:
-            value = new_correlation_id()
-            worker_ctx.context_data[CONTEXT_KEY] = value
+            value = worker_ctx.data[CONTEXT_KEY] = new_correlation_id()
         _current.value = value
         _current.entrypoint = worker_ctx.entrypoint.method_name
 
@@ -112,4 +114,4 @@ class CorrelationId(DependencyProvider):
         _current.value = _current.entrypoint = None
 
     def get_dependency(self, worker_ctx):
-        return worker_ctx.context_data.get(CONTEXT_KEY)
+        return worker_ctx.data.get(CONTEXT_KEY)

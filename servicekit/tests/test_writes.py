@@ -11,6 +11,7 @@ from sqlalchemy import func, select, update
 
 from servicekit.base import ServiceBase
 from servicekit.errors import Conflict, ValidationError
+from servicekit.logs import CONTEXT_KEY
 from servicekit.rpc import rpc
 from servicekit.writes import Changes, writes
 from tests.support import event_tap
@@ -88,3 +89,12 @@ def test_an_expired_key_is_taken_over_by_the_next_request(writer, kit_session):
     assert rows(kit_session) == 2
     stored = kit_session().execute(select(RequestKey.fingerprint, RequestKey.answer)).one()
     assert tuple(stored) == ("f2", {"text": "new"})
+
+
+def test_a_write_called_without_a_correlation_id_gives_its_events_the_one_it_made(
+    writer, kit_session
+):
+    writer.note("traced")  # nameko's proxy sends no correlation id
+    (headers,) = kit_session().scalars(select(OutboxMessage.headers)).all()
+    correlation_id = headers[f"nameko.{CONTEXT_KEY}"]
+    assert isinstance(correlation_id, str) and len(correlation_id) >= 16
