@@ -50,6 +50,12 @@ PROGRAMS = {"beam.smp": "rabbitmq", "postgres": "postgresql", "wrk": "wrk"}
 TICKS = os.sysconf("SC_CLK_TCK")
 SITE = f"{os.sep}site-packages{os.sep}"
 IDLE_FRAMES = ("Hub.do_poll ", "Hub.wait ")
+# Parts named for what they do rather than by package.
+PARTS = (
+    ("eventlet/greenio", "socket I/O"),  # the system calls, and the wait for the CPU after a send
+    ("eventlet/hubs", "eventlet hub"),
+    ("eventlet/support/psycopg2_patcher", "waiting for PostgreSQL"),
+)
 
 
 def parse_args():
@@ -259,13 +265,18 @@ def summarise(collapsed):
 
 def part_of(frames):
     """What the innermost frame outside the standard library belongs to: a
-    third-party package by name, our code by its top-level folder."""
+    third-party package by name (or by what it does, ``PARTS``), our code by
+    its top-level folder."""
     for frame in reversed(frames):
         path = frame_path(frame)
         if path is None:
             continue
         if SITE in path:
-            return path.split(SITE, 1)[1].split(os.sep, 1)[0].removesuffix(".py")
+            inside = path.split(SITE, 1)[1]
+            for prefix, name in PARTS:
+                if inside.startswith(prefix):
+                    return name
+            return inside.split(os.sep, 1)[0].removesuffix(".py")
         if path.startswith(str(ROOT)):
             return "ours: " + Path(path).relative_to(ROOT).parts[0]
     return "python"

@@ -58,6 +58,7 @@ class WorkerMetrics(DependencyProvider):
     def setup(self):
         self.service = self.container.service_name
         self._started = {}
+        self._series = {}  # (method, outcome) -> its two labelled metrics
 
     def worker_setup(self, worker_ctx):
         self._started[worker_ctx] = time.perf_counter()
@@ -68,8 +69,14 @@ class WorkerMetrics(DependencyProvider):
             return
         seconds = time.perf_counter() - started
         labels = (self.service, worker_ctx.entrypoint.method_name, outcome_of(exc_info))
-        WORKER_SECONDS.labels(*labels).observe(seconds)
-        WORKERS.labels(*labels).inc()
+        series = self._series.get(labels)
+        if series is None:  # looked up once: labels() takes a lock and builds a key each time
+            series = self._series[labels] = (
+                WORKER_SECONDS.labels(*labels),
+                WORKERS.labels(*labels),
+            )
+        series[0].observe(seconds)
+        series[1].inc()
         if worker_log.isEnabledFor(logging.INFO):
             duration_ms = round(seconds * 1000, 2)
             worker_log.info(

@@ -1,6 +1,8 @@
 """The email itself and the handler's order of steps, without broker or SMTP."""
 
 import uuid
+from email import message_from_bytes, policy
+from email.utils import parsedate_to_datetime
 from unittest.mock import call
 
 import pytest
@@ -29,6 +31,11 @@ def email(article=ARTICLE):
     )
 
 
+def sent(message):
+    """The message as the SMTP server gets it, parsed back."""
+    return message_from_bytes(message.as_bytes(), policy=policy.default)
+
+
 def test_link_goes_through_the_gateway():
     assert article_link("http://localhost:8000/", "a 1/2") == (
         "http://localhost:8000/api/articles/a%201%2F2"
@@ -36,7 +43,7 @@ def test_link_goes_through_the_gateway():
 
 
 def test_email_has_text_and_escaped_html_parts():
-    message = email()
+    message = sent(email())
 
     assert message["Subject"] == SUBJECT
     text = message.get_body("plain").get_content()
@@ -65,8 +72,38 @@ def test_message_id_is_one_per_event():
 
 
 def test_template_placeholders_in_a_title_stay_as_written():
-    text = email({**ARTICLE, "title": "Costs $title and ${link}"}).get_body("plain")
+    text = sent(email({**ARTICLE, "title": "Costs $title and ${link}"})).get_body("plain")
     assert "Costs $title and ${link}" in text.get_content()
+
+
+def test_headers_and_a_non_ascii_title_survive_the_trip():
+    title = "Café ünïcode — 北京 <b>news</b>"
+    description = "Ærø & Ωmega"
+    produced = email({**ARTICLE, "title": title, "description": description})
+    # Whatever the article says, the mail is 7-bit: no server refuses it.
+    assert produced.as_bytes().isascii()
+    message = sent(produced)
+
+    assert message["Subject"] == SUBJECT
+    assert message["From"].addresses[0].addr_spec == CONFIG["MAIL_FROM"]
+    assert message["To"].addresses[0].addr_spec == CONFIG["ADMIN_EMAIL"]
+    assert message["Message-ID"].strip() == f"<article-added.{uuid.UUID(int=1)}@localnews.example>"
+    assert parsedate_to_datetime(message["Date"]).utcoffset().total_seconds() == 0
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body("plain").get_content()
+    html = message.get_body("html").get_content()
+    assert f"Title: {title}\nDescription: {description}\n" in text
+    assert "<h1>Café ünïcode — 北京 &lt;b&gt;news&lt;/b&gt;</h1>" in html
+    assert "<p>Ærø &amp; Ωmega</p>" in html
+
+
+def test_a_title_that_spells_the_part_boundary_does_not_split_the_mail():
+    boundary = f"--article-added.{uuid.UUID(int=1)}"
+    title = f"{boundary}\n{boundary}--"
+    message = sent(email({**ARTICLE, "title": title}))
+
+    assert len(list(message.iter_parts())) == 2
+    assert title in message.get_body("plain").get_content()
 
 
 def event(**data):
