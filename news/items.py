@@ -4,7 +4,8 @@ A service makes one :class:`NewsItems` for its model and calls it from its
 ``@rpc`` methods with the worker's dependencies (``self.change`` for changes,
 from an ``@writes`` RPC, :mod:`servicekit.writes`; ``self.db.reads`` for
 reads). Input is validated with the marshmallow schema on the way in and
-dumped with it on the way out; a change's event carries the same dump,
+dumped with it on the way out (rows by a plan read from it once,
+``servicekit.schemas.row_dumper``); a change's event carries the same dump,
 announced in the transaction of the change (``<resource>_added``/
 ``_updated``/``_deleted``).
 """
