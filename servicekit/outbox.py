@@ -249,12 +249,12 @@ def outbox_row(model, event_type, aggregate_id, data, headers=None):
 
 def outbox_values(event_type, aggregate_id, data, headers=None):
     """The columns of an outbox row carrying the contract's event payload."""
-    event_id = uuid.uuid4()
+    event_id, now = uuid.uuid4(), utcnow()
     return {
         "event_id": event_id,
         "event_type": event_type,
         "aggregate_id": str(aggregate_id),
-        "payload": {"eventId": str(event_id), "occurredAt": iso(utcnow()), "data": data},
+        "payload": {"eventId": str(event_id), "occurredAt": iso(now), "data": data},
         "headers": headers or {},
-        "created_at": utcnow(),
+        "created_at": now,
     }
