@@ -46,6 +46,7 @@ from .infra import CannotRun, refuse_busy_ports
 FIGURES = ("ceiling", "rpc_echo", "read_cold", "write")
 OUT_DIR = report.RESULTS_DIR / "profile"
 SAMPLE_RATE = 250  # py-spy samples a second: enough, and it costs the services little
+MIN_SAMPLES = 50  # fewer (an idle service's), and the table leaves the process out
 PROGRAMS = {"beam.smp": "rabbitmq", "postgres": "postgresql", "wrk": "wrk"}
 TICKS = os.sysconf("SC_CLK_TCK")
 SITE = f"{os.sep}site-packages{os.sep}"
@@ -322,6 +323,8 @@ def render(results, top):
             )
         )
         for process, stacks in figure["stacks"].items():
+            if stacks["samples"] < MIN_SAMPLES:
+                continue  # a process the figure barely used: its few samples say nothing
             parts = ", ".join(
                 f"{part} {share:.0%}" for part, share in stacks["parts"].items() if share >= 0.02
             )
