@@ -44,11 +44,12 @@ def claim_event(session, model, payload, handler):
     on the primary key and then sees the row, so only one copy applies.
     """
     event_id = event_id_of(payload)
+    table = model.__table__  # Core: the ORM's bulk-insert path costs more than the statement
     inserted = session.execute(
-        insert(model)
+        insert(table)
         .values(event_id=event_id, handler=handler, processed_at=utcnow())
         .on_conflict_do_nothing()
-        .returning(model.event_id)
+        .returning(table.c.event_id)
     ).first()
     if inserted is None:
         log.info("event %s already handled by %s; skipped", event_id, handler)
