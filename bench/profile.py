@@ -163,7 +163,10 @@ class Profile(Bench):
             load.run(self.wrk, url, script, script_args)
         stacks = {}
         for process_name, (recorder, path) in recorders.items():
-            recorder.wait(timeout=60)
+            _, err = recorder.communicate(timeout=60)
+            if recorder.returncode != 0:  # not allowed to ptrace it, say: said once, not a failure
+                why = (err.strip().splitlines() or ["no reason given"])[-1]
+                self.progress(f"{name}: py-spy could not sample {process_name}: {why}")
             stacks[process_name] = summarise(path.read_text()) if path.exists() else None
         return {
             "req_per_s": run["req_per_s"],
@@ -181,7 +184,9 @@ class Profile(Bench):
         command = [self.py_spy, "record", "--pid", str(process.pid), "--format", "raw"]
         command += ["--rate", str(SAMPLE_RATE), "--duration", str(self.args.seconds)]
         command += ["--nonblocking", "--full-filenames", "--output", str(path)]
-        recorder = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        recorder = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         return recorder, path
 
 
