@@ -130,21 +130,19 @@ class Profile(Bench):
             figures = {name: self.profile(name) for name in args.figures}
         return {"started": started, "settings": vars(args), "figures": figures}
 
-    def target(self, name):
+    def load(self, name, seconds=None):
+        """One wrk run of figure ``name``: make bench's target for it (the
+        ids of ``read_cold`` from the start of its file), or ``write``'s POSTs."""
         if name == "write":
-            return f"{self.cached_url}/api/articles", "post.lua", (self.token, "bench-profile")
-        target = self.wrk_targets()[name]
-        if target.ids is None:
-            return target.url, "summary.lua", ()
-        count = len(target.ids.read_text().splitlines())
-        return target.url, "ids.lua", (target.ids, 0, count // self.wrk.threads)
+            url, args = f"{self.cached_url}/api/articles", (self.token, "bench-profile")
+            return load.run(self.wrk, url, "post.lua", args, seconds=seconds)
+        return load.run_target(self.wrk, self.wrk_targets()[name], 0, 1, seconds=seconds)
 
     def profile(self, name):
-        url, script, script_args = self.target(name)
         self.progress(f"{name}: CPU of each process over {self.args.seconds} s")
-        load.run(self.wrk, url, script, script_args, seconds=1)  # warm-up
+        self.load(name, seconds=1)  # warm-up
         before = cpu_seconds(self.services)
-        run = load.run(self.wrk, url, script, script_args)
+        run = self.load(name)
         after = cpu_seconds(self.services)
         per_request = 1e6 / run["requests"]
         cpu_us, system_us = {}, {}
@@ -159,8 +157,8 @@ class Profile(Bench):
         recorders = {
             process.name: self.record(name, process) for process in self.services.processes.values()
         }
-        with pinned([self.services[name].pid for name in self.args.alone]):
-            load.run(self.wrk, url, script, script_args)
+        with pinned([self.services[alone].pid for alone in self.args.alone]):
+            self.load(name)
         stacks = {}
         for process_name, (recorder, path) in recorders.items():
             _, err = recorder.communicate(timeout=60)
